@@ -1,0 +1,97 @@
+"""Codec names as the paper spells them, parsed into a :class:`CodecSpec` (pure, no heavy imports).
+
+Grammar (one codec x one quality point per name):
+
+* ``JPEG_Q<quality>``                 quality 1..100 (paper: 1, 5, 25, 62)
+* ``JPEG2000_<mse|visual>_Q<k>``      k = the Ballé quality whose rate it matches (paper: 1, 3, 6, 8)
+* ``HEVC_QP<qp>``                     qp 0..51 (paper: 41, 35, 26, 19)
+* ``Balle2018_<mse|msssim>_Q<q>``     CompressAI ``bmshj2018-hyperprior``, q 1..8
+* ``Cheng2020_<mse|msssim>_Q<q>``     CompressAI ``cheng2020-attn``, q 1..6
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Family = Literal["jpeg", "jpeg2000", "hevc", "learned"]
+
+#: Ballé-2018 MSE rates the JPEG2000 points are tuned to (thesis ch. 6, bits per 256^2 pixel).
+JPEG2000_DEFAULT_TARGET_BPP: dict[int, float] = {1: 0.10, 3: 0.17, 6: 0.38, 8: 0.65}
+
+#: CompressAI zoo architecture, quality range and latent channels N per quality (thesis §4).
+LEARNED_MODELS: dict[str, tuple[str, range]] = {
+    "Balle2018": ("bmshj2018-hyperprior", range(1, 9)),
+    "Cheng2020": ("cheng2020-attn", range(1, 7)),
+}
+
+
+class CodecNameError(ValueError):
+    """An unknown or malformed codec name."""
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """What a codec name means."""
+
+    name: str
+    family: Family
+    quality: int  # JPEG quality, JPEG2000 matched Ballé quality, HEVC QP, or learned quality
+    metric: str | None = None  # jpeg2000: "mse"|"visual"; learned: "mse"|"ms-ssim"
+    architecture: str | None = None  # learned: CompressAI zoo name
+
+    @property
+    def series(self) -> str:
+        """The rate-distortion curve this point belongs to (name without the quality)."""
+        return re.sub(r"_Q(P)?\d+$", "", self.name)
+
+    @property
+    def latent_channels(self) -> int | None:
+        """N of the main latent ŷ (192/320 for Ballé, 128/192 for Cheng), None for conventional."""
+        if self.architecture == "bmshj2018-hyperprior":
+            return 192 if self.quality <= 5 else 320
+        if self.architecture == "cheng2020-attn":
+            return 128 if self.quality <= 3 else 192
+        return None
+
+
+_PATTERNS = [
+    (re.compile(r"JPEG_Q(\d+)"), "jpeg"),
+    (re.compile(r"JPEG2000_(mse|visual)_Q(\d+)"), "jpeg2000"),
+    (re.compile(r"HEVC_QP(\d+)"), "hevc"),
+    (re.compile(r"(Balle2018|Cheng2020)_(mse|msssim)_Q(\d+)"), "learned"),
+]
+
+EXAMPLES = "JPEG_Q1, JPEG2000_mse_Q3, JPEG2000_visual_Q6, HEVC_QP26, Balle2018_mse_Q6, Cheng2020_msssim_Q3"
+
+
+def parse_codec_name(name: str) -> CodecSpec:
+    """Parse a paper-style codec name; raise :class:`CodecNameError` naming valid forms."""
+    for pattern, family in _PATTERNS:
+        m = pattern.fullmatch(name)
+        if not m:
+            continue
+        if family == "jpeg":
+            q = int(m.group(1))
+            _check(name, q, range(1, 101), "JPEG quality")
+            return CodecSpec(name, "jpeg", q)
+        if family == "jpeg2000":
+            q = int(m.group(2))
+            _check(name, q, range(1, 9), "JPEG2000 matched Ballé quality")
+            return CodecSpec(name, "jpeg2000", q, metric=m.group(1))
+        if family == "hevc":
+            q = int(m.group(1))
+            _check(name, q, range(0, 52), "HEVC QP")
+            return CodecSpec(name, "hevc", q)
+        arch, qualities = LEARNED_MODELS[m.group(1)]
+        q = int(m.group(3))
+        _check(name, q, qualities, f"{m.group(1)} quality")
+        metric = "mse" if m.group(2) == "mse" else "ms-ssim"
+        return CodecSpec(name, "learned", q, metric=metric, architecture=arch)
+    raise CodecNameError(f"unknown codec name {name!r}; expected names like {EXAMPLES}")
+
+
+def _check(name: str, value: int, allowed: range, what: str) -> None:
+    if value not in allowed:
+        raise CodecNameError(f"codec {name!r}: {what} {value} outside {allowed.start}..{allowed.stop - 1}")

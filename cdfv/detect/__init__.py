@@ -1,0 +1,56 @@
+"""Face detection: backends behind one interface + the paper's centre heuristic.
+
+``make_detector(params.detect, cache_dir)`` builds the configured backend; ``schedule(params.detect)``
+gives its threshold walk-down (RetinaFace: 0.985 → 0.7 by 0.005; dlib: its own score scale).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cdfv.detect.base import LANDMARK_COLUMNS, LANDMARK_NAMES, Detector, Face, clip_box
+from cdfv.detect.heuristic import Choice, choose_face, fallback_box, threshold_steps
+
+if TYPE_CHECKING:
+    from cdfv.config import DetectParams, ThresholdSchedule
+
+__all__ = [
+    "LANDMARK_COLUMNS",
+    "LANDMARK_NAMES",
+    "Choice",
+    "Detector",
+    "Face",
+    "choose_face",
+    "clip_box",
+    "fallback_box",
+    "make_detector",
+    "schedule",
+    "threshold_steps",
+]
+
+
+def schedule(params: DetectParams) -> ThresholdSchedule:
+    """The threshold schedule of the configured backend."""
+    return params.dlib.thresholds if params.backend == "dlib" else params.thresholds
+
+
+def make_detector(params: DetectParams, cache_dir: Path | None = None) -> Detector:
+    """Instantiate the backend named by ``detect.backend``."""
+    if params.backend == "dlib":
+        from cdfv.detect.dlib_backend import DlibDetector
+
+        d = params.dlib
+        return DlibDetector(model=d.model, upsample=d.upsample, landmarks=d.landmarks)
+    if params.backend == "retinaface":
+        from cdfv.detect.retinaface_backend import RetinaFaceDetector
+
+        r = params.retinaface
+        return RetinaFaceDetector(
+            weights=r.weights,
+            cache_dir=cache_dir,
+            allow_upscaling=r.allow_upscaling,
+            device=r.device,
+            batch_size=r.batch_size,
+        )
+    raise ValueError(f"unknown detect.backend {params.backend!r}")  # pragma: no cover (validated)

@@ -1,0 +1,1 @@
+"""LFW verification evaluation: recognisers, embeddings, pair scores, metrics, BD, report."""
