@@ -4,7 +4,9 @@ Pipeline for one detected face (RGB uint8):
 
 1. crop to the detection box ``[x1, y1, x2, y2]``;
 2. rotate the crop about its centre by the eye-line angle (retina-face's alignment: the line from
-   the subject's right eye to the left eye becomes horizontal), black corners, same size;
+   the subject's right eye to the left eye becomes horizontal), black corners, same size. The
+   retina-face release the paper used rotated with PIL ``Image.rotate`` (nearest neighbour), hence
+   the default ``rotate_interpolation="nearest"``; later releases use bicubic (a param);
 3. **additive** resize: ``m = size - max(h, w)``, new size ``(h + m, w + m)`` (180x120 → 224x164);
 4. pad the short side with black symmetrically to ``size x size`` (224x224);
 5. for codecs: :func:`codec_input` adds a 16 px black border (224 → 256).
@@ -107,7 +109,7 @@ def align_face(
     landmarks: np.ndarray | None = None,
     size: int = FACE_SIZE,
     interpolation: str = "bilinear",
-    rotate_interpolation: str = "bicubic",
+    rotate_interpolation: str = "nearest",
 ) -> AlignedFace:
     """Crop ``box``, level the eyes, additive-resize so the longest side is ``size``, pad to square.
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -122,10 +122,131 @@ class AlignParams(_Strict):
     codec_pad: int = Field(16, ge=0, description="black border added for codecs: 224 -> 256")
     interpolation: Literal["nearest", "bilinear", "bicubic", "area", "lanczos"] = "bilinear"
     rotate_interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos"] = Field(
-        "bicubic", description="eye-line rotation (retina-face uses bicubic)"
+        "nearest", description="eye-line rotation; the paper's retina-face rotated with PIL's default (nearest)"
     )
     contact_sheet: int = Field(16, ge=0, description="faces on the contact sheet; 0 = none")
     seed: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# Codecs, encoding and latent shards (issue 4)
+# --------------------------------------------------------------------------------------------
+class CodecEntry(_Strict):
+    """One codec x quality point of ``codecs:`` (key = the paper's name, e.g. ``JPEG2000_mse_Q3``)."""
+
+    family: Literal["jpeg", "jpeg2000", "hevc", "learned"]
+    target_bpp: float | None = Field(
+        None, gt=0, description="jpeg2000 only: bits per 256^2 codec-input pixel; null = the Ballé rate of Q<k>"
+    )
+    latents: bool = Field(False, description="learned only: also write LFW latent shards (cResNet39 input)")
+
+
+class JpegSettings(_Strict):
+    """Pillow / libjpeg-turbo baseline JPEG."""
+
+    subsampling: Literal["4:2:0", "4:2:2", "4:4:4"] = "4:2:0"
+    optimize: bool = Field(False, description="optimised Huffman tables (libjpeg default: off)")
+
+
+class Jpeg2000VisualWeights(_Strict):
+    """Distortion weights of the YCbCr components in the ``visual`` configuration (Y = 1)."""
+
+    cb: float = Field(0.5, gt=0, le=1)
+    cr: float = Field(0.5, gt=0, le=1)
+
+
+class Jpeg2000Settings(_Strict):
+    """glymur / OpenJPEG, irreversible 9/7 DWT, rate set per image by OpenJPEG's PCRD allocation."""
+
+    numres: int = Field(6, ge=1, le=8, description="DWT levels + 1 (256^2 supports up to 8)")
+    codeblock: int = Field(64, description="code-block side (32 or 64)")
+    visual: Jpeg2000VisualWeights = Jpeg2000VisualWeights()
+    rate_tolerance: float = Field(0.03, gt=0, lt=1, description="relative bpp error accepted before refining")
+    max_refine: int = Field(4, ge=0, le=10, description="extra encodes per image to meet the target rate")
+
+    @field_validator("codeblock")
+    @classmethod
+    def _cb(cls, v: int) -> int:
+        if v not in (32, 64):
+            raise ValueError("must be 32 or 64")
+        return v
+
+
+class HevcSettings(_Strict):
+    """ffmpeg + libx265, all-intra, constant QP; colour conversion done in numpy (BT.601 full range)."""
+
+    pix_fmt: Literal["yuv444p", "yuv420p"] = "yuv444p"
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
+    ] = "medium"
+    tune: Literal["psnr", "ssim", "none"] = Field("psnr", description="psnr = no psycho-visual tools (closest to HM)")
+    batch: int = Field(256, ge=1, description="faces per ffmpeg process")
+    x265_params: str = Field("", description="extra ':'-separated x265 options appended verbatim")
+
+
+class LearnedSettings(_Strict):
+    """CompressAI zoo models with the real range coder."""
+
+    pretrained: bool = Field(True, description="false = seeded random init (offline smoke runs only)")
+    seed: int = Field(0, description="init seed when pretrained is false")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    batch_size: int = Field(16, ge=1)
+    verify_sample: int = Field(4, ge=0, description="images per run checked for decoded ŷ == round(g_a(x))")
+
+
+class LatentShardSettings(_Strict):
+    shard_rows: int = Field(4096, ge=1, description="latents per Arrow IPC shard")
+    zstd_level: int = Field(3, ge=1, le=22)
+
+
+class VggLatentParams(_Strict):
+    """``latents_vggface2@<codec>``: VGGFace2 training latents for cResNet39."""
+
+    codecs: list[str] = Field(default_factory=list, description="learned hyperprior codecs to build shards for")
+    variants: int = Field(1, ge=1, description="K: variant 0 = centre crop, 1..K-1 = random crop + grayscale")
+    resize: int = Field(256, gt=0)
+    crop: int = Field(224, gt=0)
+    grayscale_p: float = Field(0.2, ge=0, le=1)
+    seed: int = 2023
+
+
+class EncodeParams(_Strict):
+    """Family settings shared by every quality point of a family (``encode.<family>``)."""
+
+    jpeg: JpegSettings = JpegSettings()
+    jpeg2000: Jpeg2000Settings = Jpeg2000Settings()
+    hevc: HevcSettings = HevcSettings()
+    learned: LearnedSettings = LearnedSettings()
+    shards: LatentShardSettings = LatentShardSettings()
+    vggface2: VggLatentParams = VggLatentParams()
+    on_error: Literal["fail", "skip"] = Field("fail", description="skip = record status=error and go on")
+    chunk_size: int = Field(64, ge=1, description="images per batch / progress update")
+
+    @field_validator("vggface2")
+    @classmethod
+    def _vgg_codecs(cls, v: VggLatentParams) -> VggLatentParams:
+        from cdfv.codecs.names import parse_codec_name
+
+        for name in v.codecs:
+            spec = parse_codec_name(name)
+            if spec.architecture != "bmshj2018-hyperprior":
+                raise ValueError(f"{name}: latent shards need a Balle2018 (zero-mean hyperprior) codec")
+        return v
+
+
+def _validate_codecs(codecs: dict[str, CodecEntry]) -> dict[str, CodecEntry]:
+    """Keys must parse as codec names whose family matches the entry."""
+    from cdfv.codecs.names import parse_codec_name
+
+    for name, entry in codecs.items():
+        spec = parse_codec_name(name)
+        if spec.family != entry.family:
+            raise ValueError(f"{name}: family is {spec.family!r}, not {entry.family!r}")
+        if entry.target_bpp is not None and spec.family != "jpeg2000":
+            raise ValueError(f"{name}: target_bpp applies to jpeg2000 codecs only")
+        if entry.latents and spec.architecture != "bmshj2018-hyperprior":
+            raise ValueError(f"{name}: latents: true needs a Balle2018 codec")
+    return codecs
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,6 +273,10 @@ class Params(_Strict):
     vggface2: VggFace2Params | None = None
     detect: DetectParams = DetectParams()
     align: AlignParams = AlignParams()
+    codecs: Annotated[dict[str, CodecEntry], AfterValidator(_validate_codecs)] = Field(
+        default_factory=dict, description="codec x quality points keyed by the paper's name (encode_lfw@<name>)"
+    )
+    encode: EncodeParams = EncodeParams()
 
     def require(self, section: str) -> Any:
         value = getattr(self, section)

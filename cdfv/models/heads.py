@@ -14,20 +14,19 @@ FEATURES = 2048  #: width of the pooled features of block 4 (512 x expansion 4)
 EMBEDDING = 2048  #: face-embedding size of the paper (Table 4/6: "avg. pool, 2048-dim fc")
 
 
-class ClassifierHead(nn.Linear):
-    """Phase-1 identification head: ``Linear(features, num_classes)`` (logits)."""
+def ClassifierHead(num_classes: int, in_features: int = FEATURES) -> nn.Linear:  # noqa: N802
+    """Phase-1 identification head: ``Linear(features, num_classes)`` (logits).
 
-    def __init__(self, num_classes: int, in_features: int = FEATURES) -> None:
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        super().__init__(in_features, num_classes)
+    A plain ``nn.Linear`` (not a subclass) so MAC counters such as ptflops recognise it.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    return nn.Linear(in_features, num_classes)
 
 
-class EmbeddingHead(nn.Linear):
+def EmbeddingHead(dim: int = EMBEDDING, in_features: int = FEATURES) -> nn.Linear:  # noqa: N802
     """Phase-2 verification head: ``Linear(features, 2048)`` whose output is the embedding."""
-
-    def __init__(self, dim: int = EMBEDDING, in_features: int = FEATURES) -> None:
-        super().__init__(in_features, dim)
+    return nn.Linear(in_features, dim)
 
 
 def copy_linear_(dst: nn.Linear, src: nn.Linear | dict[str, torch.Tensor]) -> None:

@@ -134,7 +134,7 @@ def test_tar_linear_interpolates_between_points() -> None:
     s3 = np.array([0.9, 0.8, 0.7, 0.6])  # (0,0) (0.5,0) (0.5,0.5) (0.5,1) (1,1)
     c3 = M.roc(y3, s3)
     assert M.tar_at_far(c3, 0.25) == 0.0
-    assert M.tar_at_far(c3, 0.25, "linear") == pytest.approx(0.0)
+    assert M.tar_at_far(c3, 0.25, "linear") == pytest.approx(0.5)  # corners (0, 0) and (0.5, 1)
     assert M.tar_at_far(c3, 0.5) == 1.0
 
 

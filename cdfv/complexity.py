@@ -1,0 +1,256 @@
+"""Complexity of every model of the paper's Table 7: MACs (ptflops), kMAC/px, parameters, timing.
+
+Two MAC conventions are reported (thesis-spec §6 "MAC check"):
+
+* ``gmac`` — ptflops 0.7.5 ``pytorch`` backend as is: true MACs (a transposed convolution is
+  counted at its *input* positions). GDN/IGDN are not counted by either convention.
+* ``gmac_paper_convention`` — every ``ConvTranspose2d`` counted at its *output* positions (the
+  older ptflops behaviour the paper used: 4x the true MACs of a stride-2 transposed conv). It
+  reproduces the paper's decoded-anchor figures 13.55 / 25.3 GMAC; ResNet50 / cResNet39 have no
+  transposed convolutions, so both conventions agree there (3.90 / 2.37 / 2.38).
+
+kMAC/px divides by 224^2 for every model (paper). Timing follows the paper's protocol (§8): a
+batch is 64 *pairs* (128 images); A = 2 ResNet50 passes on faces, B = ``g_s`` decode of the probe
+latent + crop + 2 ResNet50 passes, C = latent centre crop of both + 2 cResNet39 passes. Detection,
+encoding and crop/align (0.28 ms/image in the thesis) are excluded. Weights are random: MACs and
+time do not depend on them.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cdfv.models import cresnet39, resnet50_caffe, resnet50_input
+from cdfv.models.latent import parse_codec_name, synthesis
+
+FACE = 224
+CODEC_PAD = 16
+PIXELS = FACE * FACE  #: kMAC/px denominator for every model (paper)
+ANCHOR = "ResNet50_Original_Anchor"
+
+#: the paper's Table 7 GMAC column (paper convention)
+PAPER_GMAC = {
+    ANCHOR: 3.89,
+    **{f"ResNet50_Balle2018_mse_Q{q}": (13.55 if q <= 5 else 25.3) for q in (1, 3, 6, 8)},
+    **{f"cResNet39_Balle2018_mse_Q{q}": (2.36 if q <= 5 else 2.38) for q in (1, 3, 6, 8)},
+}
+
+
+class ComplexityError(RuntimeError):
+    """MAC counting failed (ptflops swallows the exception; we do not)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks exactly as timed / counted
+# ---------------------------------------------------------------------------------------------
+class DecodedAnchor(nn.Module):
+    """Ballé ``g_s`` (latent M x 16 x 16 -> 3 x 256 x 256) -> drop the 16 px border -> ResNet50."""
+
+    def __init__(self, g_s: nn.Module, resnet: nn.Module, pad: int = CODEC_PAD) -> None:
+        super().__init__()
+        self.g_s, self.resnet, self.pad = g_s, resnet, pad
+
+    def decode(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """Latent -> 224 face, float 0..255 (what the codec's decoder then the crop produce)."""
+        x = self.g_s(y_hat).clamp_(0, 1)
+        p = self.pad
+        return x[..., p : x.shape[-2] - p, p : x.shape[-1] - p] * 255.0
+
+    def forward(self, y_hat: torch.Tensor) -> torch.Tensor:
+        return self.resnet.embed(resnet50_input(self.decode(y_hat)))
+
+
+class _Embed(nn.Module):
+    """``model.embed`` as ``forward`` (ptflops calls ``forward``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.embed(x)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of Table 7: the network as counted and its (C, H, W) input."""
+
+    name: str
+    kind: str  # "anchor" | "decoded" | "compressed"
+    codec: str | None
+    net: nn.Module
+    input_res: tuple[int, int, int]
+
+
+def table7_specs(codecs: list[str]) -> list[ModelSpec]:
+    """The anchor, one decoded anchor and one cResNet39 per learned codec (Table 7 rows)."""
+    specs = [ModelSpec(ANCHOR, "anchor", None, _Embed(resnet50_caffe(None, True)), (3, FACE, FACE))]
+    for codec in codecs:
+        m = parse_codec_name(codec).latent_channels
+        full = (FACE + 2 * CODEC_PAD) // 16
+        specs.append(ModelSpec(f"ResNet50_{codec}", "decoded", codec,
+                               DecodedAnchor(synthesis(codec, pretrained=False), resnet50_caffe(None, True)),
+                               (m, full, full)))
+    for codec in codecs:
+        m = parse_codec_name(codec).latent_channels
+        specs.append(ModelSpec(f"cResNet39_{codec}", "compressed", codec, _Embed(cresnet39(m, None, True)), (m, 14, 14)))
+    return specs
+
+
+# ---------------------------------------------------------------------------------------------
+# MACs
+# ---------------------------------------------------------------------------------------------
+def paper_convention_hooks() -> dict[type[nn.Module], Callable[..., None]]:
+    """ptflops hooks counting ``ConvTranspose2d`` at output positions (the paper's figures)."""
+    from ptflops.pytorch_ops import conv_flops_counter_hook
+
+    return {nn.ConvTranspose2d: partial(conv_flops_counter_hook, transpose=False)}
+
+
+def count_macs(net: nn.Module, input_res: tuple[int, ...], paper_convention: bool = False,
+               backend: str = "pytorch") -> tuple[int, int]:
+    """(MACs, parameters) of one forward pass on a single ``input_res`` sample (ptflops)."""
+    from ptflops import get_model_complexity_info
+
+    was_training = net.training
+    net.eval()
+    try:
+        macs, params = get_model_complexity_info(
+            net, tuple(input_res), as_strings=False, print_per_layer_stat=False, backend=backend,
+            custom_modules_hooks=paper_convention_hooks() if paper_convention else {},
+        )
+    finally:
+        net.train(was_training)
+    if macs is None or params is None:
+        raise ComplexityError(f"ptflops failed on {type(net).__name__} with input {input_res} (see the trace above)")
+    return int(macs), int(params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------------------------
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device: auto or cpu")
+    return torch.device(device)
+
+
+def device_label(device: torch.device) -> str:
+    """``CUDA <name>`` or ``CPU <model> (<n> threads)``: timings are labelled with it."""
+    if device.type == "cuda":
+        return f"CUDA {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu} ({torch.get_num_threads()} threads)"
+
+
+def pair_step(spec: ModelSpec, pairs: int, device: torch.device, seed: int = 0) -> Callable[[], torch.Tensor]:
+    """A closure computing both embeddings of ``pairs`` pairs for one Table-7 row."""
+    g = torch.Generator().manual_seed(seed)
+    net = spec.net.to(device).eval()
+    if spec.kind == "anchor":
+        faces = torch.randint(0, 256, (2, pairs, 3, FACE, FACE), generator=g, dtype=torch.uint8).to(device)
+        model = net.model
+
+        def step() -> torch.Tensor:
+            return torch.stack([model.embed(resnet50_input(faces[i])) for i in range(2)])
+
+    elif spec.kind == "decoded":
+        c, h, w = spec.input_res
+        probe = torch.randint(-3, 4, (pairs, c, h, w), generator=g).float().to(device)
+        ref = torch.randint(0, 256, (pairs, 3, FACE, FACE), generator=g, dtype=torch.uint8).to(device)
+
+        def step() -> torch.Tensor:
+            a = net.resnet.embed(resnet50_input(net.decode(probe)))
+            b = net.resnet.embed(resnet50_input(ref))
+            return torch.stack([a, b])
+
+    else:
+        c = spec.input_res[0]
+        full = (FACE + 2 * CODEC_PAD) // 16
+        latents = torch.randint(-3, 4, (2, pairs, c, full, full), generator=g).float().to(device)
+        model = net.model
+
+        def step() -> torch.Tensor:
+            return torch.stack([model.embed(latents[i][..., 1:15, 1:15]) for i in range(2)])
+
+    return step
+
+
+def time_step(step: Callable[[], torch.Tensor], device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls after ``warmup`` (CUDA-synchronised)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    out: list[float] = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            sync()
+            t0 = time.perf_counter()
+            step()
+            sync()
+            if i >= warmup:
+                out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+# ---------------------------------------------------------------------------------------------
+def complexity_row(spec: ModelSpec, device: torch.device, pairs: int, warmup: int, repeats: int,
+                   label: str) -> dict[str, Any]:
+    macs, params = count_macs(spec.net, spec.input_res)
+    macs_paper, _ = count_macs(spec.net, spec.input_res, paper_convention=True)
+    times = time_step(pair_step(spec, pairs, device), device, warmup, repeats) if repeats > 0 else []
+    ms_batch = statistics.fmean(times) if times else None
+    return {
+        "gmac": macs / 1e9,
+        "gmac_paper_convention": macs_paper / 1e9,
+        "kmac_per_px": macs / PIXELS / 1e3,
+        "kmac_per_px_paper_convention": macs_paper / PIXELS / 1e3,
+        "paper_gmac": PAPER_GMAC.get(spec.name),
+        "params": params,
+        "input_shape": list(spec.input_res),
+        "ms_per_batch": ms_batch,
+        "ms_per_batch_std": statistics.stdev(times) if len(times) > 1 else 0.0 if times else None,
+        "ms_per_pair": ms_batch / pairs if ms_batch is not None else None,
+        "batch_pairs": pairs,
+        "repeats": repeats,
+        "device": label,
+    }
+
+
+def run_complexity(params: Any, out: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """Stage ``complexity``: write ``reports/metrics/complexity.json`` keyed by model name."""
+    from tqdm import tqdm
+
+    from cdfv import paths
+    from cdfv.io import write_json_atomic
+
+    cfg = params.require("complexity")
+    torch.manual_seed(params.seed)
+    device = resolve_device(cfg.device)
+    label = device_label(device)
+    result: dict[str, dict[str, Any]] = {}
+    specs = table7_specs(list(cfg.codecs))
+    for spec in tqdm(specs, desc="complexity", unit="model"):
+        result[spec.name] = complexity_row(spec, device, cfg.batch_pairs, cfg.warmup, cfg.repeats, label)
+        spec.net.to("cpu")
+    write_json_atomic(out or paths.COMPLEXITY_JSON, result)
+    return result
