@@ -73,6 +73,26 @@ def ingest_vggface2(params: ParamsOpt = Path("params.yaml")) -> None:
     run_ingest_vggface2(load_params(params))
 
 
+@app.command("detect-lfw")
+@friendly
+def detect_lfw(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Detect faces once per LFW image and pick one with the paper's centre heuristic."""
+    from cdfv.detect.stage import run_detect_lfw
+
+    m = run_detect_lfw(load_params(params))
+    typer.echo(f"detect_lfw: {m['ok']} ok, {m['no_face']} no_face, {m['unreadable']} unreadable ({m['backend']})")
+
+
+@app.command("align-lfw")
+@friendly
+def align_lfw(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Crop, level the eyes, additive-resize and pad every LFW face to 224x224 (+ contact sheet)."""
+    from cdfv.align_stage import run_align_lfw
+
+    m = run_align_lfw(load_params(params))
+    typer.echo(f"align_lfw: {m['aligned']} faces aligned ({m['no_face_fallback']} from the no-face fallback)")
+
+
 @app.command("workspace")
 @friendly
 def workspace(

@@ -124,7 +124,7 @@ class AlignParams(_Strict):
     rotate_interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos"] = Field(
         "nearest", description="eye-line rotation; the paper's retina-face rotated with PIL's default (nearest)"
     )
-    contact_sheet: int = Field(16, ge=0, description="faces on the contact sheet; 0 = none")
+    contact_sheet: int = Field(16, ge=1, description="faces on reports/figures/align_contact_sheet.png")
     seed: int = 0
 
 
@@ -250,6 +250,118 @@ def _validate_codecs(codecs: dict[str, CodecEntry]) -> dict[str, CodecEntry]:
 
 
 # --------------------------------------------------------------------------------------------
+# Models, training and complexity (issue 5)
+# --------------------------------------------------------------------------------------------
+_DEVICE = r"^(auto|cpu|cuda(:\d+)?)$"
+PAPER_LEARNED_CODECS = ["Balle2018_mse_Q1", "Balle2018_mse_Q3", "Balle2018_mse_Q6", "Balle2018_mse_Q8"]
+
+
+def _hyperprior_codecs(names: list[str]) -> list[str]:
+    from cdfv.codecs.names import parse_codec_name
+
+    for name in names:
+        if parse_codec_name(name).architecture != "bmshj2018-hyperprior":
+            raise ValueError(f"{name}: cResNet39 / decoded anchors need a Balle2018 (hyperprior) codec")
+    if len(set(names)) != len(names):
+        raise ValueError("duplicate codec names")
+    return names
+
+
+class Phase1Params(_Strict):
+    """Identification: FC -> all identities, cross-entropy (mean), SGD, no schedule (thesis §5.5.2)."""
+
+    epochs: int = Field(ge=0)
+    lr: float = Field(0.1, gt=0)
+
+
+class Phase2Params(_Strict):
+    """Verification: FC 2048 + ArcFace trainable only, ReduceLROnPlateau on the val loss."""
+
+    epochs: int = Field(ge=0)
+    lr: float = Field(0.005, gt=0)
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    plateau_patience: int = Field(1, ge=0, description="epochs without val-loss improvement before lr *= factor [AMB]")
+
+
+class AugmentParams(_Strict):
+    """112 -> resize (bilinear) -> random crop -> random grayscale; no flip (thesis §5.5.2)."""
+
+    resize: int = Field(256, gt=0)
+    crop: int = Field(224, gt=0)
+    grayscale_p: float = Field(0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "AugmentParams":
+        if self.crop > self.resize:
+            raise ValueError("crop must be <= resize")
+        return self
+
+
+class ArcFaceParams(_Strict):
+    """pytorch-metric-learning ArcFaceLoss: s = 64, m = 28.6 degrees (0.5 rad)."""
+
+    scale: float = Field(64.0, gt=0)
+    margin_deg: float = Field(28.6, ge=0, lt=90)
+
+
+class ResNet50TrainParams(_Strict):
+    phase1: Phase1Params = Phase1Params(epochs=10)
+    phase2: Phase2Params = Phase2Params(epochs=5)
+
+
+class CResNet39TrainParams(_Strict):
+    codecs: Annotated[list[str], AfterValidator(_hyperprior_codecs)] = Field(
+        default_factory=lambda: list(PAPER_LEARNED_CODECS), description="train_cresnet39@<codec> matrix"
+    )
+    latents: Literal["shards", "online"] = Field(
+        "shards", description="shards = latents_vggface2@<codec> output; online = round(g_a(x)) on the device"
+    )
+    init_embedding_from_resnet50: bool = Field(True, description="phase-2 FC starts from ResNet50's (thesis §6.3.2)")
+    phase1: Phase1Params = Phase1Params(epochs=6)
+    phase2: Phase2Params = Phase2Params(epochs=3)
+
+
+class TrainParams(_Strict):
+    """Two-phase training of ResNet50 and cResNet39 (stages train_resnet50, train_cresnet39@<codec>)."""
+
+    device: str = Field("auto", pattern=_DEVICE)
+    batch_size: int = Field(64, ge=1, description="global batch (split over GPUs and grad_accum micro-batches)")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimiser step (lower memory, same batch)")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    workers: int = Field(8, ge=0, description="DataLoader processes (PNG decoding); 0 = main process")
+    amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    channels_last: bool = Field(True, description="channels-last memory format on CUDA")
+    seed: int = 2023
+    checkpoint_every: int = Field(1000, ge=1, description="optimiser steps between resumable checkpoints")
+    keep_checkpoints: int = Field(3, ge=1)
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="cap for quick runs; null = full epochs")
+    val_max_batches: int | None = Field(None, ge=1, description="cap on phase-2 validation batches")
+    augment: AugmentParams = AugmentParams()
+    arcface: ArcFaceParams = ArcFaceParams()
+    resnet50: ResNet50TrainParams = ResNet50TrainParams()
+    cresnet39: CResNet39TrainParams = CResNet39TrainParams()
+
+    @model_validator(mode="after")
+    def _accum(self) -> "TrainParams":
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"batch_size {self.batch_size} must be divisible by grad_accum {self.grad_accum}")
+        return self
+
+
+class ComplexityParams(_Strict):
+    """Stage ``complexity``: MACs, kMAC/px, params and timing of every Table-7 model."""
+
+    codecs: Annotated[list[str], AfterValidator(_hyperprior_codecs)] = Field(
+        default_factory=lambda: list(PAPER_LEARNED_CODECS)
+    )
+    device: str = Field("auto", pattern=_DEVICE)
+    batch_pairs: int = Field(64, ge=1, description="pairs per timed batch (paper: 64 pairs = 128 images)")
+    warmup: int = Field(3, ge=0)
+    repeats: int = Field(50, ge=0, description="timed batches (paper: 50 runs); 0 = MACs only")
+
+
+# --------------------------------------------------------------------------------------------
 # Parsing helpers
 # --------------------------------------------------------------------------------------------
 def _fmt_loc(loc: tuple[Any, ...]) -> str:
@@ -277,6 +389,8 @@ class Params(_Strict):
         default_factory=dict, description="codec x quality points keyed by the paper's name (encode_lfw@<name>)"
     )
     encode: EncodeParams = EncodeParams()
+    train: TrainParams = TrainParams()
+    complexity: ComplexityParams = ComplexityParams()
 
     def require(self, section: str) -> Any:
         value = getattr(self, section)

@@ -40,3 +40,50 @@ VGGFACE2_IMAGES = pa.schema(
         ("split", pa.string()),  # "train" | "val" (identity-disjoint, phase 2)
     ]
 )
+
+# --- detect_lfw / align_lfw (engineer "detect") ---------------------------------------------
+_LANDMARKS = [
+    f"{n}_{a}" for n in ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left") for a in ("x", "y")
+]
+
+#: data/interim/lfw/detections.parquet — the face the centre heuristic chose, one row per image.
+#: status: ok | no_face (box = the fallback box, landmarks null) | unreadable (box null, error set).
+LFW_DETECTIONS = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("identity", pa.string()),
+        ("status", pa.string()),
+        ("fallback", pa.string()),  # null for ok; detect.fallback for no_face
+        ("score", pa.float32()),  # detector score of the chosen face
+        ("threshold_used", pa.float32()),  # walk-down threshold at which it was accepted
+        ("x1", pa.int32()),  # box [x1, y1, x2, y2], pixels, x2/y2 exclusive, clipped to the image
+        ("y1", pa.int32()),
+        ("x2", pa.int32()),
+        ("y2", pa.int32()),
+        *[(c, pa.float32()) for c in _LANDMARKS],  # source-image pixel coordinates
+        ("n_candidates", pa.int32()),  # faces returned at the lowest threshold
+        ("n_containing", pa.int32()),  # of those, containing the centre at threshold_used
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("backend", pa.string()),
+        ("error", pa.string()),  # unreadable: why
+    ]
+)
+
+#: data/interim/lfw/faces.parquet — aligned 224x224 faces (paper §III.B), one row per image.
+LFW_FACES = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("identity", pa.string()),
+        ("status", pa.string()),  # ok | no_face | unreadable (path null)
+        ("fallback", pa.string()),
+        ("path", pa.string()),  # 224x224 RGB PNG relative to the workspace root
+        ("pad_top", pa.int16()),  # black padding inside the 224 face
+        ("pad_bottom", pa.int16()),
+        ("pad_left", pa.int16()),
+        ("pad_right", pa.int16()),
+        ("angle", pa.float32()),  # eye-line rotation, degrees counter-clockwise
+        *[(c, pa.float32()) for c in _LANDMARKS],  # landmarks in aligned-face coordinates
+        ("sha256", pa.string()),  # of the PNG
+    ]
+)

@@ -8,53 +8,23 @@ For the zero-mean hyperprior the entropy-decoded latent is exactly ``round(g_a(x
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-#: codec family in our names -> CompressAI zoo architecture
-ZOO_ARCH = {"Balle2018": "bmshj2018-hyperprior", "Cheng2020": "cheng2020-attn"}
-_NAME = re.compile(r"^(Balle2018|Cheng2020)_(mse|ms-ssim|msssim)_Q(\d+)$")
+from cdfv.codecs.names import CodecNameError, CodecSpec
+from cdfv.codecs.names import parse_codec_name as _parse
 
 
 class CodecWeightsError(RuntimeError):
     """Pretrained codec weights are not available offline; the message says where to put them."""
 
 
-@dataclass(frozen=True)
-class LearnedCodecName:
-    family: str
-    metric: str  # CompressAI spelling: "mse" | "ms-ssim"
-    quality: int
-
-    @property
-    def zoo_arch(self) -> str:
-        return ZOO_ARCH[self.family]
-
-    @property
-    def latent_channels(self) -> int:
-        """Channels of y_hat (thesis-spec §4): Ballé 192 (q1-5) / 320 (q6-8); Cheng 128 / 192."""
-        if self.family == "Balle2018":
-            return 192 if self.quality <= 5 else 320
-        return 128 if self.quality <= 3 else 192
-
-
-def parse_codec_name(name: str) -> LearnedCodecName:
-    """``Balle2018_mse_Q6`` -> (Balle2018, mse, 6); clear error for anything else."""
-    m = _NAME.match(name)
-    if not m:
-        raise ValueError(
-            f"{name!r} is not a learned codec name; expected e.g. Balle2018_mse_Q1 .. Balle2018_mse_Q8 "
-            "or Cheng2020_mse_Q1 .. Q6"
-        )
-    family, metric, q = m.group(1), m.group(2), int(m.group(3))
-    metric = "ms-ssim" if metric in ("ms-ssim", "msssim") else "mse"
-    top = 8 if family == "Balle2018" else 6
-    if not 1 <= q <= top:
-        raise ValueError(f"{name!r}: quality must be 1..{top} for {family}")
-    return LearnedCodecName(family, metric, q)
+def parse_codec_name(name: str) -> CodecSpec:
+    """Parse ``name`` with the codec registry's grammar; it must be a learned codec."""
+    spec = _parse(name)
+    if spec.family != "learned":
+        raise CodecNameError(f"{name!r} is not a learned codec (expected e.g. Balle2018_mse_Q1 .. Q8)")
+    return spec
 
 
 def load_learned_codec(name: str, pretrained: bool = True) -> nn.Module:
@@ -65,13 +35,14 @@ def load_learned_codec(name: str, pretrained: bool = True) -> nn.Module:
     from compressai.zoo import image as zoo
 
     spec = parse_codec_name(name)
-    factory = {"bmshj2018-hyperprior": zoo.bmshj2018_hyperprior, "cheng2020-attn": zoo.cheng2020_attn}[spec.zoo_arch]
+    arch = spec.architecture or ""
+    factory = {"bmshj2018-hyperprior": zoo.bmshj2018_hyperprior, "cheng2020-attn": zoo.cheng2020_attn}[arch]
     try:
         model = factory(spec.quality, metric=spec.metric, pretrained=pretrained, progress=False)
     except Exception as err:  # noqa: BLE001 - network/file errors from torch.hub vary
         if not pretrained:
             raise
-        url = zoo.model_urls[spec.zoo_arch][spec.metric][spec.quality]
+        url = zoo.model_urls[arch][spec.metric][spec.quality]
         hub = torch.hub.get_dir()
         raise CodecWeightsError(
             f"{name}: cannot load the pretrained CompressAI weights ({type(err).__name__}: {err}). "

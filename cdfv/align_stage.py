@@ -1,0 +1,126 @@
+"""``align_lfw`` stage: aligned 224x224 faces + ``faces.parquet`` + a contact sheet.
+
+Reads ``images.parquet`` and ``detections.parquet``; for every readable image crops the chosen box
+(or the recorded fallback box), levels the eyes, additive-resizes and pads (:func:`cdfv.align.align_face`)
+and writes ``data/interim/lfw/faces/<image_id>.png``. The face folder is built next to its final
+place and renamed in one step, so a killed run leaves the previous output intact.
+
+:func:`align_records` is the chunk-level worker the Prefect flow fans out over.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from tqdm import tqdm
+
+from cdfv import paths, schemas
+from cdfv.align import align_face
+from cdfv.config import AlignParams, Params
+from cdfv.detect.base import LANDMARK_COLUMNS
+from cdfv.io import atomic_path, encode_png, read_parquet, read_rgb, sha256_bytes, write_json_atomic, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+
+def landmarks_of(det: dict[str, Any]) -> np.ndarray | None:
+    """5x2 landmarks of a detections row, or None (no_face / unreadable)."""
+    vals = [det.get(c) for c in LANDMARK_COLUMNS]
+    if any(v is None for v in vals):
+        return None
+    return np.asarray(vals, dtype=np.float64).reshape(5, 2)
+
+
+def align_records(
+    dets: Sequence[dict[str, Any]],
+    image_paths: dict[str, str],
+    params: AlignParams,
+    out_dir: Path,
+    root: Path = Path("."),
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Align each detection row's image; write PNGs under ``out_dir``; return faces rows.
+
+    Row ``path`` values are ``paths.LFW_FACES_DIR/<image_id>.png`` (final location, relative to
+    the workspace root) whatever ``out_dir`` is, so a temporary folder can be renamed into place.
+    """
+    rows: list[dict[str, Any]] = []
+    for det in tqdm(dets, desc="align", unit="img", disable=not progress):
+        row: dict[str, Any] = {name: None for name in schemas.LFW_FACES.names}
+        row.update(image_id=det["image_id"], identity=det["identity"], status=det["status"], fallback=det["fallback"])
+        if det["status"] == "unreadable":
+            rows.append(row)
+            continue
+        image = read_rgb(root / image_paths[det["image_id"]])
+        a = align_face(
+            image,
+            (det["x1"], det["y1"], det["x2"], det["y2"]),
+            landmarks_of(det),
+            size=params.size,
+            interpolation=params.interpolation,
+            rotate_interpolation=params.rotate_interpolation,
+        )
+        png = encode_png(a.image)
+        target = out_dir / f"{det['image_id']}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(png)
+        row.update(
+            path=str(paths.LFW_FACES_DIR / f"{det['image_id']}.png"),
+            pad_top=a.pad[0],
+            pad_bottom=a.pad[1],
+            pad_left=a.pad[2],
+            pad_right=a.pad[3],
+            angle=a.angle,
+            sha256=sha256_bytes(png),
+        )
+        if a.landmarks is not None:
+            row.update(dict(zip(LANDMARK_COLUMNS, a.landmarks.reshape(-1).tolist())))
+        rows.append(row)
+    return rows
+
+
+def write_faces(rows: Sequence[dict[str, Any]], out: Path) -> pa.Table:
+    table = pa.Table.from_pylist(list(rows), schema=schemas.LFW_FACES)
+    write_parquet_atomic(out, table, schemas.LFW_FACES)
+    return table
+
+
+def run_align_lfw(params: Params, root: Path = Path(".")) -> dict[str, Any]:
+    """The ``align_lfw`` stage. Returns the metrics it wrote."""
+    from cdfv.contact_sheet import write_contact_sheet
+
+    ap: AlignParams = params.align
+    images = read_parquet(root / paths.LFW_IMAGES, "LFW image index", stage="ingest_lfw").to_pylist()
+    dets = read_parquet(root / paths.LFW_DETECTIONS, "LFW detections", stage="detect_lfw").to_pylist()
+    image_paths = {r["image_id"]: r["path"] for r in images}
+    missing = [d["image_id"] for d in dets if d["image_id"] not in image_paths]
+    if missing:
+        raise FileNotFoundError(
+            f"{root / paths.LFW_DETECTIONS}: {len(missing)} image(s) not in images.parquet (e.g. {missing[0]}); "
+            "it is stale: run `dvc repro detect_lfw`."
+        )
+    t0 = time.perf_counter()
+    with atomic_path(root / paths.LFW_FACES_DIR) as tmp:
+        tmp.mkdir(parents=True)
+        rows = align_records(dets, image_paths, ap, tmp, root, progress=True)
+        seconds = time.perf_counter() - t0
+        write_faces(rows, root / paths.LFW_FACES)
+    write_contact_sheet(root, dets, rows, image_paths, ap.contact_sheet, ap.seed, root / paths.ALIGN_CONTACT_SHEET)
+    aligned = sum(r["path"] is not None for r in rows)
+    metrics = {
+        "images": len(rows),
+        "aligned": aligned,
+        "no_face_fallback": sum(r["status"] == "no_face" for r in rows),
+        "unreadable": sum(r["status"] == "unreadable" for r in rows),
+        "ms_per_image": round(1000 * seconds / aligned, 3) if aligned else None,  # incl. PNG read/encode/write
+        "size": ap.size,
+    }
+    write_json_atomic(root / paths.ALIGN_LFW_METRICS, metrics)
+    log.info("align_lfw: %s", metrics)
+    return metrics

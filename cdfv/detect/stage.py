@@ -1,0 +1,175 @@
+"""``detect_lfw`` stage: detect once per image, apply the centre heuristic, write detections.
+
+Reads ``data/interim/lfw/images.parquet`` (+ its PNGs), writes ``data/interim/lfw/detections.parquet``
+(:data:`cdfv.schemas.LFW_DETECTIONS`) and ``reports/metrics/detect_lfw.json``. Unreadable images
+become ``status=unreadable`` rows and one warning summary, never a crash.
+
+:func:`detect_records` is the chunk-level worker the Prefect flow fans out over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from tqdm import tqdm
+
+from cdfv import paths, schemas
+from cdfv.config import DetectParams, Params
+from cdfv.detect import make_detector, schedule
+from cdfv.detect.base import LANDMARK_COLUMNS, Detector, clip_box
+from cdfv.detect.heuristic import choose_face, fallback_box
+from cdfv.io import ImageReadError, read_parquet, read_rgb, write_json_atomic, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _empty_row(rec: dict[str, Any], backend: str) -> dict[str, Any]:
+    row: dict[str, Any] = {name: None for name in schemas.LFW_DETECTIONS.names}
+    row.update(image_id=rec["image_id"], identity=rec.get("identity"), backend=backend, n_candidates=0, n_containing=0)
+    return row
+
+
+def detection_row(
+    rec: dict[str, Any], image: np.ndarray, faces: Sequence[Any], params: DetectParams, backend: str
+) -> dict[str, Any]:
+    """One detections.parquet row from an image's candidates (pure)."""
+    h, w = image.shape[:2]
+    sched = schedule(params)
+    choice = choose_face(faces, w, h, sched.start, sched.stop, sched.step)
+    row = _empty_row(rec, backend)
+    row.update(width=w, height=h, n_candidates=len(faces), n_containing=choice.n_containing, status=choice.status)
+    box = None
+    if choice.status == "ok":
+        f = faces[choice.index]
+        box = clip_box(f.box, w, h)
+        if box[2] <= box[0] or box[3] <= box[1]:  # degenerate after clipping: treat as no face
+            row.update(status="no_face", n_containing=0)
+            box = None
+        else:
+            row.update(score=f.score, threshold_used=choice.threshold_used)
+            row.update(dict(zip(LANDMARK_COLUMNS, f.landmarks.reshape(-1).tolist())))
+    if box is None:
+        row["fallback"] = params.fallback
+        box = fallback_box(w, h, params.fallback, params.fallback_fraction)
+    row.update(x1=box[0], y1=box[1], x2=box[2], y2=box[3])
+    return row
+
+
+def _read(records: Iterable[dict[str, Any]], root: Path) -> Iterable[tuple[dict[str, Any], np.ndarray | None, str | None]]:
+    for rec in records:
+        try:
+            yield rec, read_rgb(root / rec["path"]), None
+        except (ImageReadError, FileNotFoundError, OSError) as err:
+            yield rec, None, str(err)
+
+
+def detect_records(
+    records: Sequence[dict[str, Any]],
+    detector: Detector,
+    params: DetectParams,
+    root: Path = Path("."),
+    batch_size: int = 8,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Detection rows for ``records`` (dicts with ``image_id``, ``identity``, ``path``).
+
+    Images are read and sent to the detector in batches; the network runs once per image at the
+    schedule's lowest threshold and the heuristic filters those candidates.
+    """
+    min_score = schedule(params).stop
+    rows: list[dict[str, Any]] = []
+    batch: list[tuple[dict[str, Any], np.ndarray]] = []
+    bar = tqdm(total=len(records), desc=f"detect ({detector.name})", unit="img", disable=not progress)
+
+    def flush() -> None:
+        if not batch:
+            return
+        cands = detector.detect_batch([img for _, img in batch], min_score)
+        for (rec, img), faces in zip(batch, cands):
+            rows.append(detection_row(rec, img, faces, params, detector.name))
+        bar.update(len(batch))
+        batch.clear()
+
+    for rec, img, err in _read(records, root):
+        if img is None:
+            row = _empty_row(rec, detector.name)
+            row.update(status="unreadable", error=err)
+            rows.append(row)
+            bar.update(1)
+            continue
+        batch.append((rec, img))
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    bar.close()
+    order = {r["image_id"]: i for i, r in enumerate(records)}
+    return sorted(rows, key=lambda r: order[r["image_id"]])
+
+
+def summarise(
+    rows: Sequence[dict[str, Any]], backend: str, seconds: float, forward_passes: int, start: float
+) -> dict[str, Any]:
+    """Counts for ``reports/metrics/detect_lfw.json`` (and a warning for unreadable images)."""
+    status = [r["status"] for r in rows]
+    ok_thr = [r["threshold_used"] for r in rows if r["status"] == "ok"]
+    readable = len(rows) - status.count("unreadable")
+    return {
+        "backend": backend,
+        "images": len(rows),
+        "ok": status.count("ok"),
+        "no_face": status.count("no_face"),
+        "unreadable": status.count("unreadable"),
+        "forward_passes": forward_passes,
+        "forward_passes_per_image": forward_passes / readable if readable else 0.0,
+        "mean_threshold_used": float(np.mean(ok_thr)) if ok_thr else None,
+        "accepted_at_start": int(sum(t == start for t in ok_thr)),  # passed the first threshold
+        "seconds": round(seconds, 3),
+        "images_per_s": round(readable / seconds, 2) if seconds > 0 else None,
+    }
+
+
+def warn_unreadable(rows: Sequence[dict[str, Any]], stage: str) -> None:
+    bad = [r for r in rows if r["status"] == "unreadable"]
+    if bad:
+        listing = "\n  ".join(f"{r['image_id']}: {r['error']}" for r in bad[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        msg = f"{stage}: {len(bad)} unreadable image(s) recorded with status=unreadable:\n  {listing}{more}"
+        warnings.warn(msg, stacklevel=2)
+        log.warning(msg)
+
+
+def write_detections(rows: Sequence[dict[str, Any]], out: Path) -> pa.Table:
+    table = pa.Table.from_pylist(list(rows), schema=schemas.LFW_DETECTIONS)
+    write_parquet_atomic(out, table, schemas.LFW_DETECTIONS)
+    return table
+
+
+def load_image_records(root: Path = Path(".")) -> list[dict[str, Any]]:
+    """Rows of ``images.parquet`` (image_id, identity, path) in file order."""
+    table = read_parquet(root / paths.LFW_IMAGES, "LFW image index", stage="ingest_lfw")
+    return table.select(["image_id", "identity", "path"]).to_pylist()
+
+
+def run_detect_lfw(params: Params, root: Path = Path(".")) -> dict[str, Any]:
+    """The ``detect_lfw`` stage. Returns the metrics it wrote."""
+    dp: DetectParams = params.detect
+    records = load_image_records(root)
+    detector = make_detector(dp, params.cache_path)
+    bs = dp.retinaface.batch_size if dp.backend == "retinaface" else 1
+    t0 = time.perf_counter()
+    rows = detect_records(records, detector, dp, root, batch_size=bs, progress=True)
+    seconds = time.perf_counter() - t0
+    write_detections(rows, root / paths.LFW_DETECTIONS)
+    metrics = summarise(rows, detector.name, seconds, detector.forward_passes, schedule(dp).start)
+    write_json_atomic(root / paths.DETECT_LFW_METRICS, metrics)
+    warn_unreadable(rows, "detect_lfw")
+    log.info("detect_lfw: %s", json.dumps(metrics))
+    return metrics

@@ -1,0 +1,163 @@
+"""Prefect flow ``eval-lfw``: the LFW evaluation, run through DVC, with a metrics artifact.
+
+The flow never computes anything itself: it asks DVC to reproduce the evaluation stages
+(``eval_lfw`` matrix + ``report``) in a DVC workspace, so caching and invalidation stay with
+DVC, then publishes the metrics table (``reports/metrics/eval/*.json``) as a Prefect markdown
+artifact. Deployment ``eval-lfw`` (``pipelines/prefect.yaml``) runs it on a process work pool.
+
+* ``upstream=False`` (default): the upstream outputs the evaluation reads (faces, decoded
+  images, latents, checkpoints) must already exist; a missing one fails the run naming the
+  stage that makes it. DVC then runs only the evaluation stages (``dvc repro --single-item``),
+  so a scheduled evaluation never launches training by accident.
+* ``upstream=True``: ``dvc repro <targets>`` also (re)builds whatever is missing or stale upstream.
+
+DVC lock contention and similar transient errors are retried; a failing stage fails the
+flow run (non-zero final state) with DVC's own error output in the message.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+EVAL_TARGETS = ("eval_lfw", "report")
+ARTIFACT_KEY = "eval-lfw-metrics"
+TRANSIENT_MARKERS = (
+    "Unable to acquire lock",
+    "is locked",
+    "Resource temporarily unavailable",
+    "Temporary failure",
+    "Connection reset",
+)
+
+
+class StageFailed(RuntimeError):
+    """``dvc repro`` exited non-zero for a non-transient reason (the message holds its output)."""
+
+
+class TransientDvcError(RuntimeError):
+    """A ``dvc`` failure worth retrying (lock held by another run, I/O hiccup)."""
+
+
+class MissingUpstream(RuntimeError):
+    """Inputs of the evaluation stages are missing; the message names the stages to run."""
+
+
+def dvc_executable() -> str:
+    """The ``dvc`` next to this interpreter (the project venv), else the one on PATH."""
+    sibling = Path(sys.executable).with_name("dvc")
+    return str(sibling) if sibling.exists() else "dvc"
+
+
+def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: only :class:`TransientDvcError` is retried."""
+    try:
+        state.result()
+    except TransientDvcError:
+        return True
+    except BaseException:
+        return False
+    return False
+
+
+def missing_upstream(workspace: Path, targets: list[str]) -> dict[str, list[str]]:
+    """Map ``producing stage -> missing dependency paths`` for the deps of ``targets``.
+
+    Dependencies produced by another target are not required to exist (DVC makes them first).
+    """
+    from dvc.repo import Repo
+
+    with Repo(str(workspace)) as repo:
+        stages = [s for t in targets for s in repo.stage.collect(t)]
+        producers = {str(Path(o.def_path)): s.addressing for s in repo.index.stages for o in s.outs}
+        own = {str(Path(o.def_path)) for s in stages for o in s.outs}
+        missing: dict[str, list[str]] = {}
+        for stage in stages:
+            for dep in stage.deps:
+                rel = str(Path(dep.def_path))
+                if rel in own or (workspace / rel).exists():
+                    continue
+                producer = producers.get(rel) or _producer_of_parent(rel, producers) or "(no stage: a source file)"
+                missing.setdefault(producer, [])
+                if rel not in missing[producer]:
+                    missing[producer].append(rel)
+    return missing
+
+
+def _producer_of_parent(rel: str, producers: dict[str, str]) -> str | None:
+    for out, stage in producers.items():
+        if rel.startswith(out.rstrip("/") + "/"):
+            return stage
+    return None
+
+
+@task(name="check-upstream")
+def check_upstream(workspace: str, targets: list[str]) -> None:
+    """Fail naming the stage(s) to run when an input of the evaluation is missing."""
+    missing = missing_upstream(Path(workspace), targets)
+    if missing:
+        lines = [f"  {stage}: {', '.join(paths)}" for stage, paths in sorted(missing.items())]
+        stages = " ".join(sorted(s for s in missing if not s.startswith("(")))
+        raise MissingUpstream(
+            "the evaluation inputs below are missing (stage that produces them: paths):\n"
+            + "\n".join(lines)
+            + f"\nRun `dvc repro {stages}` in {workspace} first, or run the deployment with upstream=true."
+        )
+
+
+@task(name="dvc-repro", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_if_transient)
+def dvc_repro(workspace: str, targets: list[str], single_item: bool) -> str:
+    """``dvc repro [--single-item] <targets>`` in ``workspace``; raises on failure."""
+    logger = get_run_logger()
+    cmd = [dvc_executable(), "repro", *(["--single-item"] if single_item else []), *targets]
+    logger.info("running %s in %s", " ".join(cmd), workspace)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run(cmd, cwd=workspace, capture_output=True, text=True, env=env)
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0:
+        tail = "\n".join(output.splitlines()[-40:])
+        if any(m in output for m in TRANSIENT_MARKERS):
+            raise TransientDvcError(f"transient dvc failure (will retry):\n{tail}")
+        raise StageFailed(f"`{' '.join(cmd[1:])}` failed with exit code {proc.returncode}:\n{tail}")
+    logger.info("%s", "\n".join(output.splitlines()[-20:]))
+    return output
+
+
+@task(name="publish-metrics")
+def publish_metrics(workspace: str) -> str:
+    """Publish the evaluation metrics table as the ``eval-lfw-metrics`` markdown artifact."""
+    from cdfv.evaluate.report import load_eval_results, metrics_table_markdown
+
+    results = load_eval_results(Path(workspace))
+    if not results:
+        raise StageFailed(f"no metrics in {workspace}/reports/metrics/eval/: did the eval_lfw stages run?")
+    markdown = "# LFW verification (eval-lfw)\n\n" + metrics_table_markdown(results)
+    table7 = Path(workspace) / "reports" / "table7.md"
+    if table7.is_file():
+        markdown += "\n\n" + table7.read_text()
+    create_markdown_artifact(markdown=markdown, key=ARTIFACT_KEY, description="LFW View-2 verification metrics")
+    return markdown
+
+
+@flow(name="eval-lfw", log_prints=True)
+def eval_lfw(workspace: str = ".", targets: list[str] | None = None, upstream: bool = False) -> str:
+    """Reproduce the LFW evaluation with DVC in ``workspace`` and publish its metrics table."""
+    ws = str(Path(workspace).expanduser().resolve())
+    if not (Path(ws) / "dvc.yaml").is_file():
+        raise FileNotFoundError(f"{ws}: no dvc.yaml here; pass workspace=<DVC workspace root>")
+    chosen = list(targets or EVAL_TARGETS)
+    if not upstream:
+        check_upstream(ws, chosen)
+    # --single-item takes targets one by one in order: the eval stages, then the report.
+    dvc_repro(ws, chosen, single_item=not upstream)
+    return publish_metrics(ws)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python pipelines/evaluate.py [workspace]`
+    eval_lfw(sys.argv[1] if len(sys.argv) > 1 else ".")
