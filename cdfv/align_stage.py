@@ -10,6 +10,7 @@ place and renamed in one step, so a killed run leaves the previous output intact
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from cdfv import paths, schemas
 from cdfv.align import align_face
 from cdfv.config import AlignParams, Params
 from cdfv.detect.base import LANDMARK_COLUMNS
+from cdfv.detect.chunks import ChunkMapper, chunked, map_sequential
 from cdfv.io import atomic_path, encode_png, read_parquet, read_rgb, sha256_bytes, write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,8 @@ def write_faces(rows: Sequence[dict[str, Any]], out: Path) -> pa.Table:
     return table
 
 
-def run_align_lfw(params: Params, root: Path = Path(".")) -> dict[str, Any]:
-    """The ``align_lfw`` stage. Returns the metrics it wrote."""
+def run_align_lfw(params: Params, root: Path = Path("."), map_chunks: ChunkMapper | None = None) -> dict[str, Any]:
+    """The ``align_lfw`` stage. Returns the metrics it wrote. ``map_chunks``: see :mod:`cdfv.detect.stage`."""
     from cdfv.contact_sheet import write_contact_sheet
 
     ap: AlignParams = params.align
@@ -105,10 +107,13 @@ def run_align_lfw(params: Params, root: Path = Path(".")) -> dict[str, Any]:
             f"{root / paths.LFW_DETECTIONS}: {len(missing)} image(s) not in images.parquet (e.g. {missing[0]}); "
             "it is stale: run `dvc repro detect_lfw`."
         )
+    chunks = chunked(dets, params.detect.chunk_size)
     t0 = time.perf_counter()
     with atomic_path(root / paths.LFW_FACES_DIR) as tmp:
         tmp.mkdir(parents=True)
-        rows = align_records(dets, image_paths, ap, tmp, root, progress=True)
+        worker = functools.partial(align_records, image_paths=image_paths, params=ap, out_dir=tmp, root=root)
+        results = map_sequential(worker, chunks, desc="align") if map_chunks is None else map_chunks(worker, chunks)
+        rows = [r for chunk_rows in results for r in chunk_rows]
         seconds = time.perf_counter() - t0
         write_faces(rows, root / paths.LFW_FACES)
     write_contact_sheet(root, dets, rows, image_paths, ap.contact_sheet, ap.seed, root / paths.ALIGN_CONTACT_SHEET)

@@ -93,6 +93,154 @@ def align_lfw(params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"align_lfw: {m['aligned']} faces aligned ({m['no_face_fallback']} from the no-face fallback)")
 
 
+def _codec_errors() -> tuple[type[BaseException], ...]:
+    from cdfv.codecs import CodecError, CodecNameError
+    from cdfv.encode import EncodeError
+    from cdfv.shards import ShardError
+
+    return (CodecError, CodecNameError, EncodeError, ShardError)
+
+
+@app.command("encode-lfw")
+@friendly
+def encode_lfw(
+    codec: Annotated[str, typer.Argument(help="codec x quality listed under codecs:, e.g. JPEG_Q1, HEVC_QP26")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Encode + decode every aligned LFW face with one codec (bitstreams, decoded faces, bpp/PSNR/MS-SSIM)."""
+    from cdfv.encode import run_encode_lfw
+
+    try:
+        s = run_encode_lfw(load_params(params), codec)
+    except _codec_errors() as err:
+        raise UserError(str(err)) from None
+    a = s["all"]
+    typer.echo(f"encode_lfw {codec}: {a['n']} faces, bpp_256 {a['bpp_256']}, PSNR {a['psnr']}, failed {s['n_failed']}")
+
+
+@app.command("latents-vggface2")
+@friendly
+def latents_vggface2(
+    codec: Annotated[str, typer.Argument(help="Balle2018 codec, e.g. Balle2018_mse_Q1")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Latent shards (entropy-decoded ŷ, 14x14 crops) of every VGGFace2 image x variant for cResNet39."""
+    from cdfv.encode import run_latents_vggface2
+
+    try:
+        s = run_latents_vggface2(load_params(params), codec)
+    except _codec_errors() as err:
+        raise UserError(str(err)) from None
+    typer.echo(f"latents_vggface2 {codec}: {s['latents']} latents, storage/bitstream {s['storage_vs_bitstream']:.2f}")
+
+
+@app.command("rd-report")
+@friendly
+def rd_report(params: ParamsOpt = Path("params.yaml")) -> None:
+    """RD curves per codec series (dvc plots) and Bjøntegaard deltas vs encode.report.anchor."""
+    from cdfv.encode import run_rd_report
+
+    m = run_rd_report(load_params(params))
+    typer.echo(f"rd_report: {m['points']} points, anchor {m['anchor']}")
+
+
+@app.command("eval-lfw")
+@friendly
+def eval_lfw(
+    model: Annotated[str, typer.Argument(help="solution, e.g. ResNet50_Original_Anchor, Dlib_JPEG_Q1, cResNet39_Balle2018_mse_Q1")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Embed, score and evaluate one solution on LFW View 2 (metrics JSON + ROC CSV)."""
+    from cdfv.evaluate.stage import run_eval_lfw, user_errors
+
+    try:
+        r = run_eval_lfw(load_params(params), model)
+    except user_errors() as err:
+        raise UserError(str(err)) from None
+    bpp = "-" if r["bpp"] is None else f"{r['bpp']:.3f}"
+    typer.echo(
+        f"eval_lfw {model}: TAR@1e-3 {r['tar_far_1e-3']:.3f}  TAR@1e-2 {r['tar_far_1e-2']:.3f}  "
+        f"EER {r['eer']:.4f}  AUC {r['auc']:.4f}  bpp {bpp}  ({r['n_pairs']} pairs, {r['n_fallback_pairs']} fallback)"
+    )
+
+
+@app.command("report")
+@friendly
+def report(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Fig. 4 (PNG + rate-metric CSVs) and reports/table7.md from the eval and complexity metrics."""
+    from cdfv.evaluate.stage import run_report, user_errors
+
+    try:
+        out = run_report(load_params(params))
+    except user_errors() as err:
+        raise UserError(str(err)) from None
+    typer.echo(f"report: {out['table']}, {out['figure']}")
+
+
+def _train_errors() -> tuple[type[BaseException], ...]:
+    from cdfv.codecs.base import CodecError
+    from cdfv.models import CheckpointError
+    from cdfv.shards import ShardError
+    from cdfv.train.loop import TrainError
+
+    return (TrainError, CheckpointError, CodecError, ShardError)
+
+
+def _maybe_torchrun(argv: list[str], params: Path) -> None:
+    """Re-exec under torchrun (DDP) when more than one GPU is visible (train.device auto/cuda)."""
+    import os
+
+    from cdfv.train.distributed import torchrun_argv
+
+    cmd = torchrun_argv([*argv, "--params", str(params)], load_params(params).train.device)
+    if cmd:
+        typer.echo(f"relaunching under torchrun: {' '.join(cmd)}", err=True)
+        os.execv(cmd[0], cmd)
+
+
+@app.command("train-resnet50")
+@friendly
+def train_resnet50(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Two-phase ResNet50 training on VGGFace2 (CE over all ids, then FC2048 + ArcFace); resumes."""
+    from cdfv.train.stage import run_train_resnet50
+
+    _maybe_torchrun(["train-resnet50"], params)
+    try:
+        model = run_train_resnet50(load_params(params))
+    except _train_errors() as err:
+        raise UserError(str(err)) from None
+    typer.echo(f"train_resnet50: {getattr(model, 'meta', {}).get('steps', '?')} steps -> models/resnet50/model.pt")
+
+
+@app.command("train-cresnet39")
+@friendly
+def train_cresnet39(
+    codec: Annotated[str, typer.Argument(help="learned codec whose latents are the input, e.g. Balle2018_mse_Q1")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Two-phase cResNet39 training on VGGFace2 latents of CODEC (shards or online g_a); resumes."""
+    from cdfv.train.stage import run_train_cresnet39
+
+    _maybe_torchrun(["train-cresnet39", codec], params)
+    try:
+        model = run_train_cresnet39(load_params(params), codec)
+    except _train_errors() as err:
+        raise UserError(str(err)) from None
+    typer.echo(f"train_cresnet39 {codec}: -> models/cresnet39/{codec}/model.pt")
+
+
+@app.command("complexity")
+@friendly
+def complexity(params: ParamsOpt = Path("params.yaml")) -> None:
+    """GMAC (both conventions), kMAC/px, parameters and ms/pair of every Table-7 model."""
+    from cdfv.complexity import run_complexity
+
+    rows = run_complexity(load_params(params))
+    for name, r in rows.items():
+        ms = "-" if r["ms_per_pair"] is None else f"{r['ms_per_pair']:.2f}"
+        typer.echo(f"{name:32s} {r['gmac']:6.2f} GMAC ({r['gmac_paper_convention']:6.2f} paper)  {ms} ms/pair  {r['device']}")
+
+
 @app.command("workspace")
 @friendly
 def workspace(

@@ -99,7 +99,7 @@ def table7_specs(codecs: list[str]) -> list[ModelSpec]:
         m = parse_codec_name(codec).latent_channels
         full = (FACE + 2 * CODEC_PAD) // 16
         specs.append(ModelSpec(f"ResNet50_{codec}", "decoded", codec,
-                               DecodedAnchor(synthesis(codec, pretrained=False), resnet50_caffe(None, True)),
+                               DecodedAnchor(synthesis(codec), resnet50_caffe(None, True)),
                                (m, full, full)))
     for codec in codecs:
         m = parse_codec_name(codec).latent_channels

@@ -189,6 +189,9 @@ class LearnedSettings(_Strict):
 
     pretrained: bool = Field(True, description="false = seeded random init (offline smoke runs only)")
     seed: int = Field(0, description="init seed when pretrained is false")
+    untrained_gain: float = Field(
+        1.0, gt=0, description="pretrained false: scale of g_a's last conv (1/scale on g_s's first) so ŷ is not all 0"
+    )
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     batch_size: int = Field(16, ge=1)
     verify_sample: int = Field(4, ge=0, description="images per run checked for decoded ŷ == round(g_a(x))")
@@ -200,14 +203,21 @@ class LatentShardSettings(_Strict):
 
 
 class VggLatentParams(_Strict):
-    """``latents_vggface2@<codec>``: VGGFace2 training latents for cResNet39."""
+    """``latents_vggface2@<codec>`` (codecs = ``train.cresnet39.codecs``): VGGFace2 latents for cResNet39."""
 
-    codecs: list[str] = Field(default_factory=list, description="learned hyperprior codecs to build shards for")
     variants: int = Field(1, ge=1, description="K: variant 0 = centre crop, 1..K-1 = random crop + grayscale")
     resize: int = Field(256, gt=0)
     crop: int = Field(224, gt=0)
     grayscale_p: float = Field(0.2, ge=0, le=1)
     seed: int = 2023
+
+
+class RdReportParams(_Strict):
+    """``rd_report``: RD curves per series and Bjøntegaard deltas against an anchor series."""
+
+    anchor: str = Field("JPEG", description="series the BD deltas are relative to (e.g. JPEG, Balle2018_mse)")
+    rate: Literal["bpp_256", "bpp_224"] = "bpp_256"
+    method: Literal["cubic", "pchip"] = "cubic"
 
 
 class EncodeParams(_Strict):
@@ -219,19 +229,10 @@ class EncodeParams(_Strict):
     learned: LearnedSettings = LearnedSettings()
     shards: LatentShardSettings = LatentShardSettings()
     vggface2: VggLatentParams = VggLatentParams()
+    report: RdReportParams = RdReportParams()
     on_error: Literal["fail", "skip"] = Field("fail", description="skip = record status=error and go on")
     chunk_size: int = Field(64, ge=1, description="images per batch / progress update")
-
-    @field_validator("vggface2")
-    @classmethod
-    def _vgg_codecs(cls, v: VggLatentParams) -> VggLatentParams:
-        from cdfv.codecs.names import parse_codec_name
-
-        for name in v.codecs:
-            spec = parse_codec_name(name)
-            if spec.architecture != "bmshj2018-hyperprior":
-                raise ValueError(f"{name}: latent shards need a Balle2018 (zero-mean hyperprior) codec")
-        return v
+    workers: int = Field(0, ge=0, description="threads for in-process codecs (jpeg, jpeg2000); 0 = all cores")
 
 
 def _validate_codecs(codecs: dict[str, CodecEntry]) -> dict[str, CodecEntry]:
@@ -362,6 +363,46 @@ class ComplexityParams(_Strict):
 
 
 # --------------------------------------------------------------------------------------------
+# Evaluation (engineer "eval")
+# --------------------------------------------------------------------------------------------
+PAPER_CONVENTIONAL_CODECS = [
+    *(f"JPEG_Q{q}" for q in (1, 5, 25, 62)),
+    *(f"JPEG2000_{w}_Q{q}" for w in ("mse", "visual") for q in (1, 3, 6, 8)),
+    *(f"HEVC_QP{qp}" for qp in (41, 35, 26, 19)),
+]
+
+
+def _codec_names(names: list[str]) -> list[str]:
+    from cdfv.codecs.names import parse_codec_name
+
+    for n in names:
+        parse_codec_name(n)
+    if len(set(names)) != len(names):
+        raise ValueError("duplicate codec names")
+    return names
+
+
+class EvalParams(_Strict):
+    """LFW verification (stages ``eval_lfw_*`` and ``report``; spec §0, §8)."""
+
+    # pipeline B2 (probe decoded, reference original): codecs per recogniser
+    resnet50_decoded: Annotated[list[str], AfterValidator(_codec_names)] = Field(
+        default_factory=lambda: [*PAPER_LEARNED_CODECS, *PAPER_CONVENTIONAL_CODECS]
+    )
+    dlib_decoded: Annotated[list[str], AfterValidator(_codec_names)] = Field(default_factory=list)
+    # pipeline C (latents of both images): learned codecs with a trained cResNet39
+    cresnet39: Annotated[list[str], AfterValidator(_hyperprior_codecs)] = Field(
+        default_factory=lambda: list(PAPER_LEARNED_CODECS)
+    )
+    tar_rule: Literal["floor", "linear"] = Field("floor", description="TAR@FAR rule, see cdfv/evaluate/metrics.py")
+    rate_denominator: Literal[224, 256] = Field(256, description="bpp over the 256^2 codec input or the 224^2 face")
+    batch_size: int = Field(64, ge=1)
+    device: str = Field("auto", pattern=_DEVICE)
+    bd_anchor: str = Field("ResNet50_Balle2018_mse", description="Fig. 4 line the BD deltas are relative to")
+    bd_method: Literal["cubic", "pchip"] = "cubic"
+
+
+# --------------------------------------------------------------------------------------------
 # Parsing helpers
 # --------------------------------------------------------------------------------------------
 def _fmt_loc(loc: tuple[Any, ...]) -> str:
@@ -391,6 +432,7 @@ class Params(_Strict):
     encode: EncodeParams = EncodeParams()
     train: TrainParams = TrainParams()
     complexity: ComplexityParams = ComplexityParams()
+    eval: EvalParams = EvalParams()
 
     def require(self, section: str) -> Any:
         value = getattr(self, section)
@@ -425,11 +467,20 @@ def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> Params:
     return parse_params(data, str(path))
 
 
+REPLACE_KEY = "__replace__"
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``override`` into a copy of ``base`` (profiles such as smoke)."""
+    """Recursively merge ``override`` into a copy of ``base`` (profiles such as smoke).
+
+    A mapping in ``override`` holding ``__replace__: true`` replaces the base mapping instead of
+    merging into it (e.g. the smoke profile's shorter ``codecs:`` list); the marker is dropped.
+    """
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and value.get(REPLACE_KEY) is True:
+            out[key] = {k: v for k, v in value.items() if k != REPLACE_KEY}
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = value

@@ -56,3 +56,44 @@ def train_report_dir(model: str, codec: str | None = None) -> Path:
 def vggface2_latent_index(codec: str) -> Path:
     """Latent shard index written by stage ``latents_vggface2@<codec>``."""
     return VGGFACE2_LATENTS / codec / "index.parquet"
+
+
+# --- codecs, encode_lfw, latent shards, RD report (issue 4) -----------------------------------
+LFW_PROCESSED = PROCESSED / "lfw"
+RATE_METRICS = METRICS / "rate"
+RD_PLOTS = PLOTS / "rd"
+RD_REPORT = REPORTS / "rd.md"
+RD_METRICS = METRICS / "rd.json"
+
+
+def codec_dir(codec: str) -> Path:
+    """``data/processed/lfw/<codec>``: index.parquet, bitstreams/, decoded/, latents/ (stage encode_lfw@<codec>)."""
+    return LFW_PROCESSED / codec
+
+
+def codec_index(codec: str) -> Path:
+    """Per-image bpp/PSNR/MS-SSIM and bitstream/decoded paths of one codec."""
+    return codec_dir(codec) / "index.parquet"
+
+
+def lfw_latent_index(codec: str) -> Path:
+    """LFW latent shard index (learned codecs with ``latents: true``)."""
+    return codec_dir(codec) / "latents" / "index.parquet"
+
+
+def rate_json(codec: str) -> Path:
+    """Rate summary of one codec for ``dvc metrics diff``."""
+    return RATE_METRICS / f"{codec}.json"
+
+# Evaluation (engineer "eval")
+LFW_PROCESSED = PROCESSED / "lfw"
+EVAL_METRICS = METRICS / "eval"
+ROC_PLOTS = PLOTS / "roc"
+RATE_METRIC_PLOTS = PLOTS / "rate_metric"
+FIG4 = FIGURES / "fig4.png"
+TABLE7 = REPORTS / "table7.md"
+
+
+def eval_dir(model: str) -> Path:
+    """Per-solution scores and embeddings: ``data/processed/lfw/eval/<model>``."""
+    return LFW_PROCESSED / "eval" / model

@@ -87,3 +87,64 @@ LFW_FACES = pa.schema(
         ("sha256", pa.string()),  # of the PNG
     ]
 )
+
+#: data/processed/lfw/<codec>/index.parquet — one row per face encoded by one codec x quality.
+CODEC_INDEX = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("identity", pa.string()),
+        ("codec", pa.string()),
+        ("status", pa.string()),  # ok | error (on_error: skip) | no_input (face status != ok)
+        ("error", pa.string()),
+        ("bytes", pa.int32()),  # bytes counted by bpp (learned: y + z strings)
+        ("bpp_256", pa.float64()),  # over the 256^2 codec input
+        ("bpp_224", pa.float64()),  # over the unpadded 224^2 face
+        ("psnr", pa.float64()),  # dB, decoded vs original 224^2 face (border removed)
+        ("ms_ssim", pa.float64()),
+        ("psnr_256", pa.float64()),  # dB over the whole 256^2 codec input
+        ("bitstream", pa.string()),  # path relative to the workspace root
+        ("decoded", pa.string()),  # 224x224 decoded face PNG (16 px border removed)
+    ]
+)
+
+#: <latents>/index.parquet — one row per stored latent ŷ (N x 14 x 14 crop) of a shard set.
+LATENT_INDEX = pa.schema(
+    [
+        ("key", pa.string()),  # image_id (LFW) or image_id#variant (VGGFace2)
+        ("image_id", pa.string()),
+        ("identity", pa.string()),
+        ("codec", pa.string()),
+        ("quality", pa.int16()),
+        ("shard", pa.string()),  # shard file name, relative to the index's folder
+        ("row", pa.int32()),
+        ("shape", pa.list_(pa.int32())),
+        ("dtype", pa.string()),  # int8 | int16 | int32
+        ("bpp", pa.float32()),  # of the bitstream the latent was entropy-decoded from (256^2)
+        ("label", pa.int32()),  # class label (VGGFace2), -1 when none
+        ("split", pa.string()),  # train | val (VGGFace2), "" when none
+        ("variant", pa.int16()),  # 0 = centre crop, 1.. = augmented
+    ]
+)
+
+#: data/processed/lfw/eval/<model>/scores.parquet — one row per View-2 pair (stage eval_lfw_*).
+LFW_SCORES = pa.schema(
+    [
+        ("pair_id", pa.int32()),
+        ("fold", pa.int16()),
+        ("left_id", pa.string()),  # probe
+        ("right_id", pa.string()),  # reference
+        ("same", pa.bool_()),
+        ("score", pa.float64()),  # cosine similarity
+        ("fallback", pa.bool_()),  # either image's face detection failed (scored on the fallback crop)
+        ("probe_bpp", pa.float64()),  # rate of the probe (null for the original anchor)
+    ]
+)
+
+#: data/processed/lfw/eval/<model>/embeddings.parquet — one row per (image, role).
+LFW_EMBEDDINGS = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("role", pa.string()),  # probe | reference (same vectors for pipelines A and C)
+        ("embedding", pa.list_(pa.float32())),
+    ]
+)

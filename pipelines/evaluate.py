@@ -1,7 +1,7 @@
 """Prefect flow ``eval-lfw``: the LFW evaluation, run through DVC, with a metrics artifact.
 
 The flow never computes anything itself: it asks DVC to reproduce the evaluation stages
-(``eval_lfw`` matrix + ``report``) in a DVC workspace, so caching and invalidation stay with
+(every ``eval_lfw_*`` stage + ``report``) in a DVC workspace, so caching and invalidation stay with
 DVC, then publishes the metrics table (``reports/metrics/eval/*.json``) as a Prefect markdown
 artifact. Deployment ``eval-lfw`` (``pipelines/prefect.yaml``) runs it on a process work pool.
 
@@ -26,7 +26,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-EVAL_TARGETS = ("eval_lfw", "report")
+EVAL_PREFIX = "eval_lfw_"  # eval_lfw_{dlib,resnet50}_anchor, eval_lfw_{dlib,resnet50,cresnet39}@<codec>
+REPORT_STAGE = "report"
 ARTIFACT_KEY = "eval-lfw-metrics"
 TRANSIENT_MARKERS = (
     "Unable to acquire lock",
@@ -64,6 +65,16 @@ def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     except BaseException:
         return False
     return False
+
+
+def default_targets(workspace: Path) -> list[str]:
+    """Every ``eval_lfw_*`` stage the workspace's params define, then ``report``."""
+    from dvc.repo import Repo
+
+    with Repo(str(workspace)) as repo:
+        names = [s.addressing for s in repo.index.stages]
+    evals = [n for n in names if n.startswith(EVAL_PREFIX)]
+    return [*evals, *([REPORT_STAGE] if REPORT_STAGE in names else [])]
 
 
 def missing_upstream(workspace: Path, targets: list[str]) -> dict[str, list[str]]:
@@ -151,7 +162,7 @@ def eval_lfw(workspace: str = ".", targets: list[str] | None = None, upstream: b
     ws = str(Path(workspace).expanduser().resolve())
     if not (Path(ws) / "dvc.yaml").is_file():
         raise FileNotFoundError(f"{ws}: no dvc.yaml here; pass workspace=<DVC workspace root>")
-    chosen = list(targets or EVAL_TARGETS)
+    chosen = list(targets or default_targets(Path(ws)))
     if not upstream:
         check_upstream(ws, chosen)
     # --single-item takes targets one by one in order: the eval stages, then the report.

@@ -13,6 +13,7 @@ and raises :class:`WeightsNotFoundError` saying where to put the file.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -103,14 +104,19 @@ class RetinaFaceDetector(Detector):
         super().__init__()
         import torch
 
+        path = resolve_weights(weights, cache_dir) if pretrained else None  # fail before any work
         self._rf, self._pre, pth = _retinaface_modules()
         self.allow_upscaling = allow_upscaling
         self.batch_size = max(1, batch_size)
         self.device = torch.device(pick_device(device))
         net = pth.RetinaFace()
-        if pretrained:
-            path = resolve_weights(weights, cache_dir)
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        if path is not None:
+            try:
+                net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as err:
+                raise WeightsNotFoundError(
+                    f"{path}: not a usable retinaface.pth ({str(err).splitlines()[0]}). Replace it with {WEIGHTS_URL}."
+                ) from None
         self.net = net.eval().to(self.device)
         self.network_calls = 0
 

@@ -9,8 +9,10 @@ become ``status=unreadable`` rows and one warning summary, never a crash.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -25,6 +27,7 @@ from cdfv import paths, schemas
 from cdfv.config import DetectParams, Params
 from cdfv.detect import make_detector, schedule
 from cdfv.detect.base import LANDMARK_COLUMNS, Detector, clip_box
+from cdfv.detect.chunks import ChunkMapper, chunked, map_sequential
 from cdfv.detect.heuristic import choose_face, fallback_box
 from cdfv.io import ImageReadError, read_parquet, read_rgb, write_json_atomic, write_parquet_atomic
 
@@ -158,17 +161,48 @@ def load_image_records(root: Path = Path(".")) -> list[dict[str, Any]]:
     return table.select(["image_id", "identity", "path"]).to_pylist()
 
 
-def run_detect_lfw(params: Params, root: Path = Path(".")) -> dict[str, Any]:
+_local = threading.local()
+
+
+def cached_detector(params: DetectParams, cache_dir: Path | None) -> Detector:
+    """One detector per thread and configuration (models load once, not once per chunk)."""
+    store = getattr(_local, "detectors", None)
+    if store is None:
+        store = _local.detectors = {}
+    key = (params.model_dump_json(), str(cache_dir))
+    if key not in store:
+        store[key] = make_detector(params, cache_dir)
+    return store[key]
+
+
+def detect_chunk(
+    records: Sequence[dict[str, Any]], params: DetectParams, cache_dir: Path | None, root: Path
+) -> tuple[list[dict[str, Any]], int]:
+    """Chunk worker: detection rows + the number of network forward passes it used."""
+    detector = cached_detector(params, cache_dir)
+    before = detector.forward_passes
+    bs = params.retinaface.batch_size if params.backend == "retinaface" else 1
+    rows = detect_records(records, detector, params, root, batch_size=bs)
+    return rows, detector.forward_passes - before
+
+
+def run_detect_lfw(params: Params, root: Path = Path("."), map_chunks: ChunkMapper | None = None) -> dict[str, Any]:
     """The ``detect_lfw`` stage. Returns the metrics it wrote."""
     dp: DetectParams = params.detect
     records = load_image_records(root)
-    detector = make_detector(dp, params.cache_path)
-    bs = dp.retinaface.batch_size if dp.backend == "retinaface" else 1
+    cached_detector(dp, params.cache_path)  # fail fast (weights, models) before any work
+    chunks = chunked(records, dp.chunk_size)
+    worker = functools.partial(detect_chunk, params=dp, cache_dir=params.cache_path, root=root)
     t0 = time.perf_counter()
-    rows = detect_records(records, detector, dp, root, batch_size=bs, progress=True)
+    if map_chunks is None:
+        results = map_sequential(worker, chunks, desc=f"detect ({dp.backend})")
+    else:
+        results = map_chunks(worker, chunks)
     seconds = time.perf_counter() - t0
+    rows = [r for chunk_rows, _ in results for r in chunk_rows]
+    passes = sum(n for _, n in results)
     write_detections(rows, root / paths.LFW_DETECTIONS)
-    metrics = summarise(rows, detector.name, seconds, detector.forward_passes, schedule(dp).start)
+    metrics = summarise(rows, dp.backend, seconds, passes, schedule(dp).start)
     write_json_atomic(root / paths.DETECT_LFW_METRICS, metrics)
     warn_unreadable(rows, "detect_lfw")
     log.info("detect_lfw: %s", json.dumps(metrics))

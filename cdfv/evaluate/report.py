@@ -47,11 +47,24 @@ CSV_FIELDS = ("model", "bpp", "tar_far_1e-3", "tar_far_1e-2", "eer", "auc")
 # ------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------
-def load_eval_results(root: Path, eval_dir: Path | None = None) -> list[dict[str, Any]]:
-    """All ``reports/metrics/eval/*.json`` under ``root``, sorted by model name."""
-    d = eval_dir or (root / "reports" / "metrics" / "eval")
+def load_eval_results(
+    root: Path, models: Sequence[str] | None = None, stage_of: Any = None
+) -> list[dict[str, Any]]:
+    """``reports/metrics/eval/<model>.json`` of ``models`` (default: every file), sorted by model.
+
+    A configured model without its JSON raises naming the stage to run (``stage_of(model)``).
+    """
+    d = root / "reports" / "metrics" / "eval"
+    if models is None:
+        files = sorted(d.glob("*.json"))
+    else:
+        files = [d / f"{m}.json" for m in models]
+        missing = [m for m, f in zip(models, files) if not f.is_file()]
+        if missing:
+            stages = " ".join(stage_of(m) if stage_of else m for m in missing)
+            raise FileNotFoundError(f"{d}: no metrics for {', '.join(missing)}. Run `dvc repro {stages}` first.")
     results = []
-    for p in sorted(d.glob("*.json")):
+    for p in files:
         try:
             results.append(json.loads(p.read_text()))
         except json.JSONDecodeError as err:
@@ -252,11 +265,13 @@ def write_report(
     root: Path,
     bd_anchor: str = "ResNet50_Balle2018_mse",
     bd_method: BdMethod = "cubic",
+    models: Sequence[str] | None = None,
+    stage_of: Any = None,
 ) -> dict[str, Path]:
     """Write rate–metric CSVs, Fig. 4 PNG and table7.md under ``root``; return the paths."""
     from cdfv.io import atomic_path, write_bytes_atomic
 
-    results = load_eval_results(root)
+    results = load_eval_results(root, models, stage_of)
     if not results:
         raise FileNotFoundError(f"{root / 'reports/metrics/eval'}: no eval metrics. Run `dvc repro eval_lfw` first.")
     complexity = load_complexity(root / "reports" / "metrics" / "complexity.json")

@@ -29,7 +29,7 @@ ARCHS: dict[str, type[FaceNet]] = {"resnet50_caffe": ResNet50Caffe, "cresnet39":
 __all__ = [
     "ARCHS", "EMBEDDING", "FEATURES", "CResNet39", "CResNet50", "CheckpointError", "ClassifierHead",
     "EmbeddingHead", "FaceNet", "ResNet50Caffe", "build_model", "cresnet39", "cresnet50", "load_checkpoint",
-    "model_record", "resnet50_caffe", "resnet50_input", "save_model",
+    "model_record", "read_record", "resnet50_caffe", "resnet50_input", "save_model",
 ]
 
 

@@ -1,9 +1,9 @@
 """The frozen learned-codec pieces the models need: ``g_a`` (online latents) and ``g_s`` (MACs).
 
-Codec names follow the codec registry (``Balle2018_mse_Q6``). Only the Ballé-2018 hyperprior
-(CompressAI ``bmshj2018-hyperprior``) is used for compressed-domain training in the paper.
-For the zero-mean hyperprior the entropy-decoded latent is exactly ``round(g_a(x))``
-(thesis-spec §5), so online encoding needs no entropy coder.
+The CompressAI models come from the codec registry (:func:`cdfv.codecs.learned.load_model`, same
+weights / seeded init as the codecs stages, so online latents equal the stored shards). For the
+zero-mean Ballé hyperprior the entropy-decoded latent is exactly ``round(g_a(x))`` (thesis-spec
+§5), so online encoding needs no range coder.
 """
 
 from __future__ import annotations
@@ -15,10 +15,6 @@ from cdfv.codecs.names import CodecNameError, CodecSpec
 from cdfv.codecs.names import parse_codec_name as _parse
 
 
-class CodecWeightsError(RuntimeError):
-    """Pretrained codec weights are not available offline; the message says where to put them."""
-
-
 def parse_codec_name(name: str) -> CodecSpec:
     """Parse ``name`` with the codec registry's grammar; it must be a learned codec."""
     spec = _parse(name)
@@ -27,33 +23,15 @@ def parse_codec_name(name: str) -> CodecSpec:
     return spec
 
 
-def load_learned_codec(name: str, pretrained: bool = True) -> nn.Module:
-    """The CompressAI model for ``name`` in eval mode (weights from the torch hub cache).
+def load_learned_codec(name: str, pretrained: bool = True, seed: int = 0, untrained_gain: float = 1.0) -> nn.Module:
+    """The CompressAI model of ``name`` in eval mode (clear error naming the weights file offline)."""
+    from cdfv.codecs.learned import load_model
 
-    Offline, put the file named in the error into ``$TORCH_HOME/hub/checkpoints/``.
-    """
-    from compressai.zoo import image as zoo
-
-    spec = parse_codec_name(name)
-    arch = spec.architecture or ""
-    factory = {"bmshj2018-hyperprior": zoo.bmshj2018_hyperprior, "cheng2020-attn": zoo.cheng2020_attn}[arch]
-    try:
-        model = factory(spec.quality, metric=spec.metric, pretrained=pretrained, progress=False)
-    except Exception as err:  # noqa: BLE001 - network/file errors from torch.hub vary
-        if not pretrained:
-            raise
-        url = zoo.model_urls[arch][spec.metric][spec.quality]
-        hub = torch.hub.get_dir()
-        raise CodecWeightsError(
-            f"{name}: cannot load the pretrained CompressAI weights ({type(err).__name__}: {err}). "
-            f"Download {url} and place it as {hub}/checkpoints/{url.rsplit('/', 1)[-1]}, "
-            "or set pretrained: false for an offline smoke run."
-        ) from None
-    return model.eval()
+    return load_model(parse_codec_name(name), pretrained, seed=seed, untrained_gain=untrained_gain)
 
 
 class OnlineLatentEncoder(nn.Module):
-    """Frozen ``face224 uint8 -> y_hat crop`` on the training device (``latents: online``).
+    """Frozen ``face224 -> y_hat crop`` on the training device (``train.cresnet39.latents: online``).
 
     pad 224 -> 256 with black (16 px each side), scale to [0, 1], ``round(g_a(x))``, centre crop
     ``[:, 1:15, 1:15]`` (thesis §6.2). Input ``(B, 3, 224, 224)`` float 0..255 or uint8.
@@ -66,7 +44,7 @@ class OnlineLatentEncoder(nn.Module):
             p.requires_grad_(False)
         self.pad, self.crop = pad, crop
 
-    def train(self, mode: bool = True) -> "OnlineLatentEncoder":  # always frozen / eval
+    def train(self, mode: bool = True) -> "OnlineLatentEncoder":  # always frozen, always eval
         return super().train(False)
 
     @torch.no_grad()
@@ -78,10 +56,11 @@ class OnlineLatentEncoder(nn.Module):
         return y_hat[..., c : y_hat.shape[-2] - c, c : y_hat.shape[-1] - c].contiguous()
 
 
-def online_encoder(name: str, pretrained: bool = True) -> OnlineLatentEncoder:
-    return OnlineLatentEncoder(load_learned_codec(name, pretrained).g_a)
+def online_encoder(name: str, pretrained: bool = True, seed: int = 0, untrained_gain: float = 1.0) -> OnlineLatentEncoder:
+    """:class:`OnlineLatentEncoder` around the ``g_a`` of codec ``name``."""
+    return OnlineLatentEncoder(load_learned_codec(name, pretrained, seed, untrained_gain).g_a)
 
 
-def synthesis(name: str, pretrained: bool = False) -> nn.Module:
-    """The decoder ``g_s`` of ``name`` (for decoded-anchor MACs and timing)."""
-    return load_learned_codec(name, pretrained).g_s
+def synthesis(name: str) -> nn.Module:
+    """The decoder ``g_s`` of ``name`` (untrained: MACs and time do not depend on weights)."""
+    return load_learned_codec(name, pretrained=False).g_s

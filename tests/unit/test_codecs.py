@@ -1,0 +1,193 @@
+"""Every codec family makes real bitstreams from real faces and decodes them back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cdfv.align import codec_input, centre_crop
+from cdfv.codecs import CodecError, CodecNameError, codec_from_params, get_codec, parse_codec_name
+from cdfv.codecs.hevc import split_access_units, sps_size
+from cdfv.config import EncodeParams, HevcSettings, LearnedSettings, ParamsError, parse_params
+from cdfv.io import read_rgb
+from cdfv.rd import bpp, psnr
+
+PX = 256 * 256
+
+
+@pytest.fixture(scope="module")
+def faces(shared_dir: Path) -> list[np.ndarray]:
+    """Four real 256x256 codec inputs: lfw-mini centre crops (224) with the 16 px black border."""
+    files = sorted((shared_dir / "fixtures" / "lfw-mini" / "lfw").glob("*/*.jpg"))[:4]
+    assert len(files) == 4
+    return [codec_input(np.ascontiguousarray(centre_crop(read_rgb(f), 224))) for f in files]
+
+
+def _mean_bpp(codec, blobs: list[bytes]) -> float:
+    return float(np.mean([bpp(codec.rate_bytes(b), PX) for b in blobs]))
+
+
+def _mean_psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return float(np.mean([psnr(x, y) for x, y in zip(a, b, strict=True)]))
+
+
+# -- names -------------------------------------------------------------------------------------
+def test_names_parse_to_the_papers_points() -> None:
+    assert parse_codec_name("JPEG_Q62").quality == 62
+    j2k = parse_codec_name("JPEG2000_visual_Q6")
+    assert (j2k.family, j2k.metric, j2k.quality, j2k.series) == ("jpeg2000", "visual", 6, "JPEG2000_visual")
+    assert parse_codec_name("HEVC_QP41").series == "HEVC"
+    b = parse_codec_name("Balle2018_msssim_Q3")
+    assert (b.architecture, b.metric) == ("bmshj2018-hyperprior", "ms-ssim")
+    assert [parse_codec_name(f"Balle2018_mse_Q{q}").latent_channels for q in (1, 3, 6, 8)] == [192, 192, 320, 320]
+    assert [parse_codec_name(f"Cheng2020_mse_Q{q}").latent_channels for q in (1, 3, 4, 6)] == [128, 128, 192, 192]
+
+
+@pytest.mark.parametrize("bad", ["JPEG_Q0", "JPEG_Q101", "HEVC_QP52", "Balle2018_mse_Q9", "Cheng2020_mse_Q7",
+                                 "JPEG2000_psnr_Q1", "jpeg_q5", "WebP_Q5"])  # fmt: skip
+def test_unknown_names_fail(bad: str) -> None:
+    with pytest.raises(CodecNameError):
+        parse_codec_name(bad)
+
+
+def test_params_validate_codec_names_and_families() -> None:
+    p = parse_params({"codecs": {"JPEG2000_mse_Q3": {"family": "jpeg2000", "target_bpp": 0.2}}})
+    assert p.codecs["JPEG2000_mse_Q3"].target_bpp == 0.2
+    with pytest.raises(ParamsError, match="unknown codec name 'HEVC_Q26'"):
+        parse_params({"codecs": {"HEVC_Q26": {"family": "hevc"}}})
+    with pytest.raises(ParamsError, match="family is 'jpeg'"):
+        parse_params({"codecs": {"JPEG_Q5": {"family": "hevc"}}})
+    with pytest.raises(ParamsError, match="latents: true needs a Balle2018"):
+        parse_params({"codecs": {"HEVC_QP26": {"family": "hevc", "latents": True}}})
+    with pytest.raises(ParamsError, match="not listed under 'codecs:'"):
+        codec_from_params("JPEG_Q1", p)
+
+
+# -- JPEG --------------------------------------------------------------------------------------
+def test_jpeg_round_trip_rate_and_quality(faces: list[np.ndarray]) -> None:
+    rates, quals = [], []
+    for q in (1, 5, 25, 62):
+        c = get_codec(f"JPEG_Q{q}")
+        blobs = c.encode_batch(faces)
+        assert all(b[:2] == b"\xff\xd8" and b[-2:] == b"\xff\xd9" for b in blobs)  # SOI ... EOI
+        dec = c.decode_batch(blobs)
+        assert all(d.shape == (256, 256, 3) and d.dtype == np.uint8 for d in dec)
+        rates.append(_mean_bpp(c, blobs))
+        quals.append(_mean_psnr(faces, dec))
+    assert rates == sorted(rates) and len(set(rates)) == 4  # bpp strictly decreases with stronger compression
+    assert quals[3] > quals[0] + 5  # JPEG Q62 PSNR > JPEG Q1 PSNR
+
+
+def test_jpeg_subsampling_param_changes_the_bitstream(faces: list[np.ndarray]) -> None:
+    a = get_codec("JPEG_Q25", EncodeParams(jpeg={"subsampling": "4:2:0"})).encode(faces[0])
+    b = get_codec("JPEG_Q25", EncodeParams(jpeg={"subsampling": "4:4:4"})).encode(faces[0])
+    assert len(b) > len(a)
+
+
+def test_jpeg_decode_of_garbage_names_the_codec() -> None:
+    with pytest.raises(CodecError, match="JPEG_Q5"):
+        get_codec("JPEG_Q5").decode(b"not a jpeg")
+
+
+# -- JPEG2000 ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("metric", ["mse", "visual"])
+def test_jpeg2000_hits_the_balle_rates(faces: list[np.ndarray], metric: str) -> None:
+    rates, quals = [], []
+    for k, target in ((1, 0.10), (3, 0.17), (6, 0.38), (8, 0.65)):
+        c = get_codec(f"JPEG2000_{metric}_Q{k}")
+        blobs = c.encode_batch(faces[:2])
+        assert all(b[:4] == b"\xff\x4f\xff\x51" for b in blobs)  # SOC + SIZ: a raw J2K codestream
+        r = _mean_bpp(c, blobs)
+        assert r == pytest.approx(target, rel=0.05)
+        rates.append(r)
+        quals.append(_mean_psnr(faces[:2], c.decode_batch(blobs)))
+    assert rates == sorted(rates)
+    assert quals == sorted(quals)
+
+
+def test_jpeg2000_visual_spends_fewer_bits_on_chroma(faces: list[np.ndarray]) -> None:
+    from cdfv.codecs.colour import rgb_to_ycbcr
+
+    def luma_psnr(name: str) -> float:
+        c = get_codec(name)
+        dec = c.decode(c.encode(faces[0]))
+        return psnr(rgb_to_ycbcr(faces[0])[..., 0], rgb_to_ycbcr(dec)[..., 0])
+
+    assert luma_psnr("JPEG2000_visual_Q3") > luma_psnr("JPEG2000_mse_Q3")
+
+
+def test_jpeg2000_target_rate_from_params(faces: list[np.ndarray]) -> None:
+    p = parse_params({"codecs": {"JPEG2000_mse_Q2": {"family": "jpeg2000", "target_bpp": 0.3}}})
+    c = codec_from_params("JPEG2000_mse_Q2", p)
+    assert bpp(len(c.encode(faces[0])), PX) == pytest.approx(0.3, rel=0.05)
+    with pytest.raises(CodecError, match="target_bpp"):
+        get_codec("JPEG2000_mse_Q2")
+
+
+# -- HEVC --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pix_fmt", ["yuv444p", "yuv420p"])
+def test_hevc_intra_batch_round_trip(faces: list[np.ndarray], pix_fmt: str) -> None:
+    rates, quals = [], []
+    for qp in (41, 35, 26, 19):
+        c = get_codec(f"HEVC_QP{qp}", EncodeParams(hevc=HevcSettings(pix_fmt=pix_fmt, preset="ultrafast")))
+        blobs = c.encode_batch(faces)  # one ffmpeg process, one access unit per face
+        assert len(blobs) == 4 and all(sps_size(b) == (256, 256) for b in blobs)
+        dec = c.decode_batch(blobs)
+        assert np.array_equal(c.decode(blobs[2]), dec[2])  # every access unit decodes on its own
+        rates.append(_mean_bpp(c, blobs))
+        quals.append(_mean_psnr(faces, dec))
+    assert rates == sorted(rates) and len(set(rates)) == 4
+    assert quals == sorted(quals) and quals[-1] > 38
+
+
+def test_access_unit_split_matches_frame_sizes(faces: list[np.ndarray]) -> None:
+    c = get_codec("HEVC_QP35", EncodeParams(hevc=HevcSettings(preset="ultrafast")))
+    blobs = c.encode_batch(faces)
+    stream = b"".join(blobs)
+    assert split_access_units(stream) == blobs
+    # each AU: VPS, SPS, PPS then slice data (types 32, 33, 34 first)
+    assert all(((b[4] >> 1) & 0x3F) == 32 for b in blobs)
+
+
+def test_hevc_ffmpeg_failure_names_the_codec(faces: list[np.ndarray]) -> None:
+    c = get_codec("HEVC_QP26", EncodeParams(hevc=HevcSettings(x265_params="ctu=7")))
+    with pytest.raises(CodecError, match="HEVC_QP26 encode: ffmpeg exited"):
+        c.encode_batch(faces[:1])
+
+
+# -- learned -----------------------------------------------------------------------------------
+def _untrained(name: str, gain: float = 40.0):
+    return get_codec(name, EncodeParams(learned=LearnedSettings(pretrained=False, untrained_gain=gain, verify_sample=2)))
+
+
+def test_learned_round_trip_and_latent_equality(faces: list[np.ndarray]) -> None:
+    c = _untrained("Balle2018_mse_Q1")
+    blobs, y = c.encode_with_latents(faces[:2])  # asserts decoded ŷ == round(g_a(x)) on 2 images
+    assert c.verified == 2
+    assert y.shape == (2, 192, 16, 16) and y.dtype == np.int32 and np.abs(y).max() > 0
+    dec = c.decode_batch(blobs)
+    assert dec[0].shape == (256, 256, 3) and dec[0].dtype == np.uint8
+    assert all(0 < c.rate_bytes(b) == len(b) - 8 for b in blobs)
+    assert c.encode_batch(faces[:2]) == blobs  # deterministic range coding
+
+
+def test_learned_latent_shapes_for_the_papers_qualities(faces: list[np.ndarray]) -> None:
+    for q, n in ((3, 192), (6, 320), (8, 320)):
+        y = _untrained(f"Balle2018_mse_Q{q}").latent(faces[:1])
+        assert y.shape == (1, n, 16, 16)
+        assert y[:, :, 1:15, 1:15].shape == (1, n, 14, 14)
+
+
+def test_pretrained_offline_error_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def offline(*_a, **_k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(CodecError, match=r"bmshj2018-hyperprior-6-.*\.pth\.tar.*pretrained: false"):
+        get_codec("Balle2018_mse_Q6")
