@@ -4,20 +4,28 @@ Layout of one shard set (a folder)::
 
     index.parquet        schema cdfv.schemas.LATENT_INDEX, one row per latent; the schema metadata
                          ``cdfv.shards`` holds {shard: {"rows": n, "sha256": hex, "bytes": n}}
-    shard-00000.arrow    Arrow IPC file, one record batch: key (string), data (binary)
+    shard-00000.arrow    Arrow IPC file, one record batch: key (string), enc (int8), data (binary)
     ...
 
 Each ``data`` value is one latent (N x 14 x 14) in the narrowest integer type that holds it (int8,
-else int16, else int32), C order, zstd-compressed on its own. The IPC file is uncompressed Arrow,
-so a memory-mapped shard gives a zero-copy view of each compressed value: a lookup is a dict hit,
-two offsets and one zstd decompression (O(1), no neighbouring rows read). Shards are written to a
-temporary name and renamed; a reader checks each shard's row count (and sha256 when asked)
-against the index manifest on first use and raises :class:`ShardError` naming the shard.
+else int16, else int32), C order, stored in the **fastest-decoding form that fits a storage budget**
+(``enc``): ``raw`` (no compression: a zero-copy view of the memory-mapped shard), ``lz4`` (LZ4
+block, ~4-20 µs per 37 kB latent) or ``zstd`` (smallest, ~15-80 µs). The budget is ``max_ratio`` x
+the latent's entropy-coded bitstream bytes (``bitstream_bytes``, or ``bpp`` x ``bpp_pixels`` / 8);
+when even zstd exceeds it, or the bitstream size is unknown, zstd is used. So trained low-rate
+latents (mostly zero channels; ~1 kB bitstreams) land in lz4/zstd, dense ones (high rates, untrained
+codecs) in raw — storage stays within ``max_ratio`` x the bitstream while reads stay cheap.
+
+The IPC file itself is uncompressed Arrow, so a lookup is a dict hit, two offsets and at most one
+decompression (O(1), no neighbouring rows read). Shards are written to a temporary name and renamed;
+a reader checks each shard's row count (and sha256 when asked) against the index manifest on first
+use and raises :class:`ShardError` naming the shard.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,8 +39,12 @@ from cdfv.io import atomic_path, sha256_file
 from cdfv.schemas import LATENT_INDEX
 
 MANIFEST_KEY = b"cdfv.shards"
-_SHARD_SCHEMA = pa.schema([("key", pa.string()), ("data", pa.binary())])
+_SHARD_SCHEMA = pa.schema([("key", pa.string()), ("enc", pa.int8()), ("data", pa.binary())])
 _INT_TYPES = (np.int8, np.int16, np.int32)
+#: per-row encodings, in order of decoding speed; the value is the ``enc`` column
+RAW, LZ4, ZSTD = 0, 1, 2
+ENCODINGS = {"raw": RAW, "lz4": LZ4, "zstd": ZSTD}
+_CODEC_NAME = {LZ4: "lz4_raw", ZSTD: "zstd"}
 
 
 class ShardError(RuntimeError):
@@ -58,24 +70,48 @@ def centre_crop(y: np.ndarray, size: int = 14) -> np.ndarray:
     return y[..., t : t + size, left : left + size]
 
 
+def choose_encoding(raw: bytes, budget: float | None, lz4: pa.Codec, zstd: pa.Codec) -> tuple[int, bytes]:
+    """The fastest-decoding (raw, lz4, zstd) form of ``raw`` with at most ``budget`` bytes.
+
+    ``budget`` None (bitstream size unknown) or too small for all three: zstd (the smallest).
+    """
+    if budget is not None and len(raw) <= budget:
+        return RAW, raw
+    if budget is not None:
+        fast = lz4.compress(raw, asbytes=True)
+        if len(fast) <= budget:
+            return LZ4, fast
+    return ZSTD, zstd.compress(raw, asbytes=True)
+
+
 class LatentShardWriter:
     """Append latents, flush a shard every ``shard_rows``, write the index on :meth:`close`.
 
+    ``max_ratio``: per-latent storage budget in bitstream bytes (see the module doc); ``encoding``
+    forces one form for every row instead (``"raw"``, ``"lz4"``, ``"zstd"``). ``bpp_pixels``: the
+    pixel count the ``bpp`` given to :meth:`add` is measured over (256² codec input).
     Use as a context manager; on an exception nothing is published (no index is written).
     """
 
     def __init__(self, out_dir: str | os.PathLike[str], codec: str, quality: int, shard_rows: int = 4096,
-                 zstd_level: int = 3) -> None:  # fmt: skip
+                 zstd_level: int = 3, *, max_ratio: float = 3.5, encoding: str = "auto",
+                 bpp_pixels: int = 256 * 256) -> None:  # fmt: skip
+        if encoding != "auto" and encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be auto, raw, lz4 or zstd, got {encoding!r}")
         self.out_dir = Path(out_dir)
         self.codec, self.quality = codec, quality
         self.shard_rows, self.zstd = shard_rows, pa.Codec("zstd", compression_level=zstd_level)
+        self.lz4 = pa.Codec("lz4_raw")
+        self.max_ratio, self.encoding, self.bpp_pixels = max_ratio, encoding, bpp_pixels
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._rows: list[dict[str, Any]] = []
         self._pending_keys: list[str] = []
+        self._pending_enc: list[int] = []
         self._pending_data: list[bytes] = []
         self._keys: set[str] = set()
         self._manifest: dict[str, dict[str, Any]] = {}
         self.stored_bytes = 0
+        self.encoding_counts = {name: 0 for name in ENCODINGS}
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -87,8 +123,18 @@ class LatentShardWriter:
         if exc_type is None:
             self.close()
 
+    def _encode(self, raw: bytes, bitstream_bytes: float | None) -> tuple[int, bytes]:
+        if self.encoding == "raw":
+            return RAW, raw
+        if self.encoding == "lz4":
+            return LZ4, self.lz4.compress(raw, asbytes=True)
+        if self.encoding == "zstd":
+            return ZSTD, self.zstd.compress(raw, asbytes=True)
+        budget = None if bitstream_bytes is None else self.max_ratio * bitstream_bytes
+        return choose_encoding(raw, budget, self.lz4, self.zstd)
+
     def add(self, key: str, latent: np.ndarray, *, image_id: str, identity: str = "", bpp: float = float("nan"),
-            label: int = -1, split: str = "", variant: int = 0) -> None:  # fmt: skip
+            label: int = -1, split: str = "", variant: int = 0, bitstream_bytes: int | None = None) -> None:  # fmt: skip
         """Store one integer latent (any shape, typically N x 14 x 14) under a unique ``key``."""
         if key in self._keys:
             raise ShardError(f"duplicate latent key {key!r}")
@@ -96,7 +142,9 @@ class LatentShardWriter:
             raise ShardError(f"{key}: latents must be integers (ŷ), got {latent.dtype}")
         dt = narrowest_int(latent)
         raw = np.ascontiguousarray(latent, dtype=dt).tobytes()
-        blob = self.zstd.compress(raw, asbytes=True)
+        if bitstream_bytes is None and math.isfinite(bpp) and bpp > 0:
+            bitstream_bytes = bpp * self.bpp_pixels / 8
+        enc, blob = self._encode(raw, bitstream_bytes)
         self._keys.add(key)
         shard = self._shard_name(len(self._manifest))
         self._rows.append(dict(key=key, image_id=image_id, identity=identity, codec=self.codec,
@@ -104,7 +152,9 @@ class LatentShardWriter:
                                shape=list(latent.shape), dtype=dt.name, bpp=bpp, label=label,
                                split=split, variant=variant))  # fmt: skip
         self._pending_keys.append(key)
+        self._pending_enc.append(enc)
         self._pending_data.append(blob)
+        self.encoding_counts[next(n for n, v in ENCODINGS.items() if v == enc)] += 1
         if len(self._pending_keys) >= self.shard_rows:
             self._flush()
 
@@ -116,8 +166,8 @@ class LatentShardWriter:
         if not self._pending_keys:
             return
         name = self._shard_name(len(self._manifest))
-        table = pa.table({"key": self._pending_keys, "data": pa.array(self._pending_data, pa.binary())},
-                         schema=_SHARD_SCHEMA)  # fmt: skip
+        table = pa.table({"key": self._pending_keys, "enc": pa.array(self._pending_enc, pa.int8()),
+                          "data": pa.array(self._pending_data, pa.binary())}, schema=_SHARD_SCHEMA)  # fmt: skip
         target = self.out_dir / name
         with atomic_path(target) as tmp:
             with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, _SHARD_SCHEMA) as w:
@@ -125,7 +175,7 @@ class LatentShardWriter:
         size = target.stat().st_size
         self._manifest[name] = {"rows": len(self._pending_keys), "sha256": sha256_file(target), "bytes": size}
         self.stored_bytes += size
-        self._pending_keys, self._pending_data = [], []
+        self._pending_keys, self._pending_enc, self._pending_data = [], [], []
 
     def close(self) -> Path:
         """Flush the last shard and write ``index.parquet`` atomically; return its path."""
@@ -140,7 +190,7 @@ class LatentShardWriter:
 
 
 class _Shard:
-    """A memory-mapped shard: zero-copy offsets + values of the ``data`` column."""
+    """A memory-mapped shard: per-row encodings and zero-copy offsets + values of ``data``."""
 
     def __init__(self, path: Path, expect: dict[str, Any] | None, n_index_rows: int, verify: str) -> None:
         if not path.is_file():
@@ -157,13 +207,18 @@ class _Shard:
                              f"{expect['rows'] if expect else '?'}); rebuild the shard set")  # fmt: skip
         data = self.table.column("data").combine_chunks()
         self.keys = self.table.column("key")
+        # shards written before the enc column hold zstd values only
+        names = self.table.schema.names
+        enc = self.table.column("enc").to_numpy() if "enc" in names else np.full(n, ZSTD, np.int8)
+        if n and (enc.min() < RAW or enc.max() > ZSTD):
+            raise ShardError(f"{path}: unknown encoding {int(enc.max())} in the enc column; rebuild the shard set")
         _, offsets, values = data.buffers()
-        self.offsets = np.frombuffer(offsets, dtype=np.int32, count=n + 1, offset=data.offset * 4)
-        self.values = values
-
-    def blob(self, row: int) -> pa.Buffer:
-        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
-        return self.values.slice(a, b - a)
+        off = np.frombuffer(offsets, dtype=np.int32, count=n + 1, offset=data.offset * 4)
+        # Python lists: scalar indexing of a list is ~10x cheaper than of a numpy array (hot path)
+        self.enc: list[int] = enc.tolist()
+        self.start: list[int] = off[:-1].tolist()
+        self.end: list[int] = off[1:].tolist()
+        self.values = values if values is not None else pa.py_buffer(b"")
 
 
 class LatentShardReader:
@@ -171,7 +226,8 @@ class LatentShardReader:
 
     ``verify``: ``"rows"`` (default) checks each shard's row count against the index on first use,
     ``"sha256"`` also hashes it. Shards are opened lazily, so a reader pickles cheaply into
-    DataLoader workers (each worker maps the shards itself).
+    DataLoader workers (each worker maps the shards itself). Returned arrays are read-only views
+    (of the mapped shard or of the decompressed buffer): copy before writing into them.
     """
 
     def __init__(self, index_path: str | os.PathLike[str], verify: Literal["rows", "sha256"] = "rows") -> None:
@@ -191,11 +247,20 @@ class LatentShardReader:
         shard_names = self.index.column("shard").to_pylist()
         self._shard_names = sorted(set(shard_names))
         sid = {s: i for i, s in enumerate(self._shard_names)}
-        self._shard_of = np.array([sid[s] for s in shard_names], dtype=np.int32)
-        self._counts = np.bincount(self._shard_of, minlength=len(self._shard_names)) if keys else np.zeros(0, int)
-        self._row = self.index.column("row").to_numpy()
-        self._dtype = [np.dtype(d) for d in self.index.column("dtype").to_pylist()]
-        self._shape = [tuple(s) for s in self.index.column("shape").to_pylist()]
+        shard_of = np.array([sid[s] for s in shard_names], dtype=np.int32)
+        self._counts = np.bincount(shard_of, minlength=len(self._shard_names)) if keys else np.zeros(0, int)
+        self._shard_of: list[int] = shard_of.tolist()
+        self._row: list[int] = self.index.column("row").to_pylist()
+        # per row (dtype, shape, byte count), shared objects for the few distinct combinations
+        kinds: dict[tuple[str, tuple[int, ...]], tuple[np.dtype, tuple[int, ...], int, int]] = {}
+        self._kind: list[tuple[np.dtype, tuple[int, ...], int, int]] = []
+        for d, s in zip(self.index.column("dtype").to_pylist(), self.index.column("shape").to_pylist()):
+            k = (d, tuple(s))
+            if k not in kinds:
+                dt = np.dtype(d)
+                count = int(np.prod(k[1], dtype=np.int64))
+                kinds[k] = (dt, k[1], count, count * dt.itemsize)
+            self._kind.append(kinds[k])
         for name in set(self.manifest) ^ set(self._shard_names):
             raise ShardError(f"{self.root / name}: shard in the manifest xor the index rows; rebuild the shard set")
         self._open: dict[int, _Shard] = {}
@@ -222,12 +287,25 @@ class LatentShardReader:
         return sh
 
     def get_row(self, i: int) -> np.ndarray:
-        """The latent of index row ``i``."""
-        sh = self._shard(int(self._shard_of[i]))
-        dt, shape = self._dtype[i], self._shape[i]
-        n = int(np.prod(shape)) * dt.itemsize
-        raw = pa.decompress(sh.blob(int(self._row[i])), decompressed_size=n, codec="zstd", asbytes=False)
-        return np.frombuffer(raw, dtype=dt).reshape(shape)
+        """The latent of index row ``i`` (read-only array)."""
+        sid = self._shard_of[i]
+        sh = self._open.get(sid) or self._shard(sid)
+        r = self._row[i]
+        dt, shape, count, nbytes = self._kind[i]
+        a, b = sh.start[r], sh.end[r]
+        enc = sh.enc[r]
+        if enc == RAW:
+            if b - a != nbytes:
+                raise ShardError(f"{self.root / self._shard_names[sid]}: row {r} holds {b - a} bytes, the index "
+                                 f"says {shape} {dt.name}; rebuild the shard set")  # fmt: skip
+            return np.frombuffer(sh.values, dtype=dt, count=count, offset=a).reshape(shape)
+        try:
+            raw = pa.decompress(sh.values.slice(a, b - a), decompressed_size=nbytes, codec=_CODEC_NAME[enc],
+                                asbytes=False)  # fmt: skip
+        except (OSError, pa.ArrowException) as err:
+            raise ShardError(f"{self.root / self._shard_names[sid]}: row {r} does not decompress to {shape} "
+                             f"{dt.name} ({err}); rebuild the shard set") from None  # fmt: skip
+        return np.frombuffer(raw, dtype=dt, count=count).reshape(shape)
 
     def position(self, key: str) -> int:
         try:
@@ -240,32 +318,50 @@ class LatentShardReader:
         return self.get_row(self.position(key))
 
     def read_rows(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Stack latents of index rows into (B, ...) in the widest stored dtype."""
-        if len(rows) == 0:
+        """Stack latents of index rows into a new writable (B, ...) array in the widest stored dtype.
+
+        Rows are read in shard order (each shard's mapped pages are touched together) and written
+        straight into the output, one copy per latent.
+        """
+        rows = [int(i) for i in rows]
+        if not rows:
             return np.zeros((0,), dtype=np.int8)
-        dt = max((self._dtype[int(i)] for i in rows), key=lambda d: d.itemsize)
-        first = self._shape[int(rows[0])]
-        out = np.empty((len(rows), *first), dtype=dt)
-        for j, i in enumerate(rows):
-            if self._shape[int(i)] != first:
-                raise ShardError(f"{self.index_path}: read_batch over latents of different shapes")
-            out[j] = self.get_row(int(i))
+        kinds = {self._kind[i] for i in rows}
+        shapes = {k[1] for k in kinds}
+        if len(shapes) > 1:
+            raise ShardError(f"{self.index_path}: read_batch over latents of different shapes {sorted(shapes)}")
+        dt = max((k[0] for k in kinds), key=lambda d: d.itemsize)
+        out = np.empty((len(rows), *shapes.pop()), dtype=dt)
+        for j in sorted(range(len(rows)), key=lambda j: (self._shard_of[rows[j]], self._row[rows[j]])):
+            out[j] = self.get_row(rows[j])
         return out
 
     def read_batch(self, keys: Iterable[str]) -> np.ndarray:
         """Latents of ``keys`` stacked into (B, N, 14, 14)."""
-        return self.read_rows([self.position(k) for k in keys])
+        pos = self._pos
+        try:
+            rows = [pos[k] for k in keys]
+        except KeyError as err:
+            raise KeyError(f"latent key {err.args[0]!r} not in {self.index_path}") from None
+        return self.read_rows(rows)
+
+    def encodings(self) -> dict[str, int]:
+        """How many rows are stored raw / lz4 / zstd (opens every shard)."""
+        counts = np.zeros(3, dtype=np.int64)
+        for sid in range(len(self._shard_names)):
+            counts += np.bincount(np.asarray(self._shard(sid).enc, dtype=np.int64), minlength=3)
+        return {name: int(counts[v]) for name, v in ENCODINGS.items()}
 
     def verify_all(self) -> None:
-        """Open (and check) every shard and that each shard's keys match the index rows."""
+        """Open (and check) every shard, that each shard's keys match the index rows and every row decodes."""
         keys = self.index.column("key").to_pylist()
         for sid, name in enumerate(self._shard_names):
-            sh = self._shard(sid)
-            stored = sh.keys.to_pylist()
-            for i in np.flatnonzero(self._shard_of == sid):
-                if stored[int(self._row[i])] != keys[i]:
-                    raise ShardError(f"{self.root / name}: row {self._row[i]} holds {stored[int(self._row[i])]!r}, "
+            stored = self._shard(sid).keys.to_pylist()
+            for i in np.flatnonzero(np.asarray(self._shard_of) == sid):
+                if stored[self._row[i]] != keys[i]:
+                    raise ShardError(f"{self.root / name}: row {self._row[i]} holds {stored[self._row[i]]!r}, "
                                      f"index says {keys[i]!r}")  # fmt: skip
+                self.get_row(int(i))
 
 
 class LatentDataset:

@@ -17,6 +17,7 @@ flow run (non-zero final state) with DVC's own error output in the message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -71,7 +72,7 @@ def default_targets(workspace: Path) -> list[str]:
     """Every ``eval_lfw_*`` stage the workspace's params define, then ``report``."""
     from dvc.repo import Repo
 
-    with Repo(str(workspace)) as repo:
+    with contextlib.chdir(workspace), Repo(".") as repo:  # DVC addresses stages relative to the cwd
         names = [s.addressing for s in repo.index.stages]
     evals = [n for n in names if n.startswith(EVAL_PREFIX)]
     return [*evals, *([REPORT_STAGE] if REPORT_STAGE in names else [])]
@@ -84,7 +85,7 @@ def missing_upstream(workspace: Path, targets: list[str]) -> dict[str, list[str]
     """
     from dvc.repo import Repo
 
-    with Repo(str(workspace)) as repo:
+    with contextlib.chdir(workspace), Repo(".") as repo:
         stages = [s for t in targets for s in repo.stage.collect(t)]
         producers = {str(Path(o.def_path)): s.addressing for s in repo.index.stages for o in s.outs}
         own = {str(Path(o.def_path)) for s in stages for o in s.outs}
@@ -92,9 +93,9 @@ def missing_upstream(workspace: Path, targets: list[str]) -> dict[str, list[str]
         for stage in stages:
             for dep in stage.deps:
                 rel = str(Path(dep.def_path))
-                if rel in own or (workspace / rel).exists():
-                    continue
-                producer = producers.get(rel) or _producer_of_parent(rel, producers) or "(no stage: a source file)"
+                if rel in own or (workspace / rel).exists() or any(o.startswith(rel.rstrip("/") + "/") for o in own):
+                    continue  # made by a target first, already there, or a folder the targets fill
+                producer = producers.get(rel) or _producer_of_parent(rel, producers) or "(no stage in dvc.yaml produces it)"
                 missing.setdefault(producer, [])
                 if rel not in missing[producer]:
                     missing[producer].append(rel)
@@ -163,6 +164,8 @@ def eval_lfw(workspace: str = ".", targets: list[str] | None = None, upstream: b
     if not (Path(ws) / "dvc.yaml").is_file():
         raise FileNotFoundError(f"{ws}: no dvc.yaml here; pass workspace=<DVC workspace root>")
     chosen = list(targets or default_targets(Path(ws)))
+    if not chosen:  # never fall through to a bare `dvc repro` (the whole DAG)
+        raise FileNotFoundError(f"{ws}/dvc.yaml defines no {EVAL_PREFIX}* stage: nothing to evaluate")
     if not upstream:
         check_upstream(ws, chosen)
     # --single-item takes targets one by one in order: the eval stages, then the report.

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cdfv.models.resnet import EXPANSION, RESNET50_BLOCKS, FaceNet, init_weights_, make_block
+from cdfv.models.resnet import EXPANSION, FaceNet, init_weights_, make_block, scaled_blocks
 
 LATENT_SIZE = 14  #: spatial size after the centre crop [:, 1:15, 1:15] of the 16x16 y_hat
 
@@ -27,12 +27,13 @@ class CResNet39(FaceNet):
 
     arch = "cresnet39"
 
-    def __init__(self, in_channels: int, num_classes: int | None = None, embedding: bool = True) -> None:
+    def __init__(self, in_channels: int, num_classes: int | None = None, embedding: bool = True,
+                 width: int = 64) -> None:
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-        super().__init__(num_classes, embedding)
+        super().__init__(num_classes, embedding, width)
         self.in_channels = in_channels
-        (p2, u2), (p3, u3), (p4, u4) = RESNET50_BLOCKS[1:]
+        (p2, u2), (p3, u3), (p4, u4) = scaled_blocks(width)[1:]
         self.layer2 = make_block(in_channels, p2, u2, stride=1)
         self.layer3 = make_block(p2 * EXPANSION, p3, u3, stride=1)
         self.layer4 = make_block(p3 * EXPANSION, p4, u4, stride=2)
@@ -42,7 +43,7 @@ class CResNet39(FaceNet):
         return [("layer2", self.layer2), ("layer3", self.layer3), ("layer4", self.layer4)]
 
     def arch_kwargs(self) -> dict[str, Any]:
-        return {"in_channels": self.in_channels}
+        return {**super().arch_kwargs(), "in_channels": self.in_channels}
 
     def input_hint(self) -> str:
         return f"expects {self.in_channels}x{LATENT_SIZE}x{LATENT_SIZE}"
@@ -60,6 +61,7 @@ class CResNet50(FaceNet):
         embedding: bool = True,
         upscale: int = 4,
         adjust_kernel: int = 3,
+        width: int = 64,
     ) -> None:
         if in_channels % (upscale * upscale):
             raise ValueError(
@@ -68,9 +70,8 @@ class CResNet50(FaceNet):
             )
         if adjust_kernel % 2 == 0:
             raise ValueError("adjust_kernel must be odd (same padding)")
-        super().__init__(num_classes, embedding)
+        super().__init__(num_classes, embedding, width)
         self.in_channels, self.upscale, self.adjust_kernel = in_channels, upscale, adjust_kernel
-        width = RESNET50_BLOCKS[0][0]
         self.adapter = nn.Sequential(
             nn.PixelShuffle(upscale),
             nn.Conv2d(in_channels // (upscale * upscale), width, adjust_kernel, padding=adjust_kernel // 2, bias=False),
@@ -78,7 +79,7 @@ class CResNet50(FaceNet):
             nn.ReLU(inplace=True),
         )
         inplanes = width
-        for i, (planes, units) in enumerate(RESNET50_BLOCKS, start=1):
+        for i, (planes, units) in enumerate(scaled_blocks(width), start=1):
             setattr(self, f"layer{i}", make_block(inplanes, planes, units, stride=1 if i == 1 else 2))
             inplanes = planes * EXPANSION
         init_weights_(self)
@@ -88,7 +89,8 @@ class CResNet50(FaceNet):
                 ("layer3", self.layer3), ("layer4", self.layer4)]
 
     def arch_kwargs(self) -> dict[str, Any]:
-        return {"in_channels": self.in_channels, "upscale": self.upscale, "adjust_kernel": self.adjust_kernel}
+        return {**super().arch_kwargs(), "in_channels": self.in_channels, "upscale": self.upscale,
+                "adjust_kernel": self.adjust_kernel}
 
     def input_hint(self) -> str:
         return f"expects {self.in_channels}x{LATENT_SIZE}x{LATENT_SIZE}"
@@ -105,13 +107,15 @@ class CResNet50(FaceNet):
         return sorted(copied)
 
 
-def cresnet39(in_channels: int, num_classes: int | None = None, embedding: bool = True) -> CResNet39:
+def cresnet39(in_channels: int, num_classes: int | None = None, embedding: bool = True, width: int = 64) -> CResNet39:
     """cResNet39 for an ``in_channels x 14 x 14`` latent (N=192 Ballé q1-5, 320 q6-8)."""
-    return CResNet39(in_channels, num_classes=num_classes, embedding=embedding)
+    return CResNet39(in_channels, num_classes=num_classes, embedding=embedding, width=width)
 
 
 def cresnet50(
-    in_channels: int, num_classes: int | None = None, embedding: bool = True, upscale: int = 4, adjust_kernel: int = 3
+    in_channels: int, num_classes: int | None = None, embedding: bool = True, upscale: int = 4, adjust_kernel: int = 3,
+    width: int = 64,
 ) -> CResNet50:
     """cResNet50 (future work of the thesis) for an ``in_channels x 14 x 14`` latent."""
-    return CResNet50(in_channels, num_classes=num_classes, embedding=embedding, upscale=upscale, adjust_kernel=adjust_kernel)
+    return CResNet50(in_channels, num_classes=num_classes, embedding=embedding, upscale=upscale,
+                     adjust_kernel=adjust_kernel, width=width)

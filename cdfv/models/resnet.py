@@ -47,6 +47,11 @@ class Bottleneck(nn.Module):
         return self.relu(out + residual)
 
 
+def scaled_blocks(width: int = 64) -> tuple[tuple[int, int], ...]:
+    """Block (planes, units) at base ``width`` (64 = the paper; smaller only for quick loop tests)."""
+    return tuple((planes * width // 64, units) for planes, units in RESNET50_BLOCKS)
+
+
 def make_block(inplanes: int, planes: int, units: int, stride: int = 1) -> nn.Sequential:
     """One residual block; the first unit projects the input (1x1 conv + BN) when shape changes.
 
@@ -84,11 +89,16 @@ class FaceNet(nn.Module):
 
     arch: str = "facenet"
 
-    def __init__(self, num_classes: int | None, embedding: bool) -> None:
+    def __init__(self, num_classes: int | None, embedding: bool, width: int = 64) -> None:
         super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        self.width = width
+        #: pooled feature size: 2048 at the paper's width 64 (= embedding size of the FC head)
+        self.feature_dim = FEATURES * width // 64
         self.avgpool = nn.AvgPool2d(7, stride=1)
-        self.fc = ClassifierHead(num_classes) if num_classes is not None else None
-        self.embedding = EmbeddingHead() if embedding else None
+        self.fc = ClassifierHead(num_classes, self.feature_dim) if num_classes is not None else None
+        self.embedding = EmbeddingHead(self.feature_dim, self.feature_dim) if embedding else None
         self.num_classes = num_classes
 
     # -- structure -------------------------------------------------------------------------
@@ -97,7 +107,7 @@ class FaceNet(nn.Module):
 
     def arch_kwargs(self) -> dict[str, Any]:
         """Constructor arguments (besides heads) needed to rebuild the model from a checkpoint."""
-        return {}
+        return {} if self.width == 64 else {"width": self.width}
 
     def backbone_modules(self) -> list[nn.Module]:
         """Everything except the heads (frozen in phase 2)."""
@@ -151,7 +161,7 @@ class FaceNet(nn.Module):
 
         self.fc = None
         self.num_classes = None
-        head = EmbeddingHead()
+        head = EmbeddingHead(self.feature_dim, self.feature_dim)
         ref = next(self.parameters())
         head.to(device=ref.device, dtype=ref.dtype)
         if init_from is not None:
@@ -165,17 +175,17 @@ class ResNet50Caffe(FaceNet):
 
     arch = "resnet50_caffe"
 
-    def __init__(self, num_classes: int | None = None, embedding: bool = True) -> None:
-        super().__init__(num_classes, embedding)
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+    def __init__(self, num_classes: int | None = None, embedding: bool = True, width: int = 64) -> None:
+        super().__init__(num_classes, embedding, width)
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
-        inplanes = 64
-        for i, (planes, units) in enumerate(RESNET50_BLOCKS, start=1):
+        inplanes = width
+        for i, (planes, units) in enumerate(scaled_blocks(width), start=1):
             setattr(self, f"layer{i}", make_block(inplanes, planes, units, stride=1 if i == 1 else 2))
             inplanes = planes * EXPANSION
-        assert inplanes == FEATURES
+        assert inplanes == self.feature_dim
         init_weights_(self)
 
     def _root(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,7 +200,7 @@ class ResNet50Caffe(FaceNet):
         return "expects 3x224x224"
 
 
-def resnet50_caffe(num_classes: int | None = None, embedding: bool = True) -> ResNet50Caffe:
+def resnet50_caffe(num_classes: int | None = None, embedding: bool = True, width: int = 64) -> ResNet50Caffe:
     """ResNet50 (VGGFace2 Caffe style). ``num_classes`` adds the phase-1 classifier FC;
-    ``embedding`` adds the phase-2 FC 2048 -> 2048 (``model.embed(x)``)."""
-    return ResNet50Caffe(num_classes=num_classes, embedding=embedding)
+    ``embedding`` adds the phase-2 FC 2048 -> 2048 (``model.embed(x)``). ``width`` 64 = paper."""
+    return ResNet50Caffe(num_classes=num_classes, embedding=embedding, width=width)

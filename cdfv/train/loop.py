@@ -130,11 +130,11 @@ class Phase1Objective(nn.Module):
         return loss, (logits.argmax(1) == y).sum()
 
 
-def arcface(num_classes: int, cfg: ArcFaceParams) -> nn.Module:
+def arcface(num_classes: int, cfg: ArcFaceParams, embedding_size: int = 2048) -> nn.Module:
     """pytorch-metric-learning ``ArcFaceLoss`` (margin in degrees: 28.6 = 0.5 rad, s = 64)."""
     from pytorch_metric_learning.losses import ArcFaceLoss
 
-    return ArcFaceLoss(num_classes=num_classes, embedding_size=2048, margin=cfg.margin_deg, scale=cfg.scale)
+    return ArcFaceLoss(num_classes=num_classes, embedding_size=embedding_size, margin=cfg.margin_deg, scale=cfg.scale)
 
 
 class Phase2Objective(nn.Module):
@@ -158,7 +158,7 @@ def centroid_arcface_loss(emb: torch.Tensor, labels: torch.Tensor, num_classes: 
     emb = F.normalize(emb.float(), dim=1)
     cent = torch.zeros(num_classes, emb.shape[1], device=emb.device).index_add_(0, labels, emb)
     present = torch.bincount(labels, minlength=num_classes) > 0
-    crit = arcface(int(present.sum()), cfg).to(emb.device)
+    crit = arcface(int(present.sum()), cfg, emb.shape[1]).to(emb.device)
     remap = torch.cumsum(present.long(), 0) - 1
     crit.W.data = F.normalize(cent[present], dim=1).t().contiguous()
     return float(crit(emb, remap[labels]))
@@ -261,7 +261,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         model = build_model(spec.arch, num_classes=splits["all"].num_classes, embedding=False, **spec.arch_kwargs)
         torch.manual_seed(_seed(cfg.seed, 2))
-        criterion = arcface(splits["train"].num_classes, cfg.arcface)
+        criterion = arcface(splits["train"].num_classes, cfg.arcface, model.feature_dim)
         if st.phase == 2:
             model.with_embedding_head()
         if resume:
@@ -408,7 +408,7 @@ class Trainer:
                     if not torch.isfinite(loss):
                         ids = [ds.split.image_ids[i] for i in im.tolist()[:8]] if hasattr(ds, "split") else im.tolist()
                         raise NonFiniteLossError(
-                            f"{self.spec.name}: non-finite loss ({float(loss)}) in phase {phase}, epoch {st.epoch + 1}, "
+                            f"{self.spec.name}: non-finite loss ({float(loss.detach())}) in phase {phase}, epoch {st.epoch + 1}, "
                             f"step {st.step + 1}, batch {b} (images {ids}). Lower the learning rate "
                             f"(train.{self.spec.name.split('/')[0]}.phase{phase}.lr) or check these inputs; "
                             f"the last good checkpoint is in {ckpts.folder}"

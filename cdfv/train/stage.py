@@ -52,6 +52,7 @@ def cresnet39_spec(params: Params, codec: str, root: Path = Path(".")) -> RunSpe
         out_dir=paths.model_dir("cresnet39", codec), report_dir=paths.train_report_dir("cresnet39", codec),
         embedding_init=resnet50_embedding(root) if c.init_embedding_from_resnet50 else None,
         meta={"model": f"cResNet39_{codec}", "codec": codec, "input": f"latent{n}x14x14", "latents": c.latents,
+              "embedding_init": str(paths.model_dir("resnet50") / "model.pt") if c.init_embedding_from_resnet50 else "random",
               "codec_settings": {"pretrained": learned.pretrained, "seed": learned.seed,
                                  "untrained_gain": learned.untrained_gain}},
     )

@@ -138,10 +138,10 @@ def test_eval_lfw_deployment_on_real_prefect_server(prefect_env: dict[str, str],
 def test_metrics_diff_after_changing_one_smoke_param(dvc_workspace) -> None:
     """`dvc metrics diff` shows the eval metrics moving after one param of the smoke profile changes."""
     ws = dvc_workspace()
-    run_dvc(ws, "repro", "eval_lfw_dlib_anchor")
     git = ["git", "-c", "user.name=cdfv-test", "-c", "user.email=test@cdfv.invalid"]
-    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
-    run_dvc(ws, "config", "core.no_scm", "false")
+    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)  # `dvc metrics diff` compares git revisions
+    run_dvc(ws, "config", "core.no_scm", "false")  # so DVC .gitignores its outputs
+    run_dvc(ws, "repro", "eval_lfw_dlib_anchor")
     subprocess.run(["git", "add", "-A"], cwd=ws, check=True)
     subprocess.run([*git, "commit", "-qm", "baseline"], cwd=ws, check=True)
     params = yaml.safe_load((ws / "params.yaml").read_text())

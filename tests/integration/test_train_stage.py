@@ -1,0 +1,68 @@
+"""`dvc repro` of the training and complexity stages on the smoke profile (real DVC, full-width nets).
+
+The smoke profile trains ResNet50 and cResNet39 (Ballé Q1 latent shards from an untrained, seeded
+codec) for two CPU steps per phase on ../shared/fixtures/vggface2-mini.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cdfv.complexity import PAPER_GMAC
+from cdfv.models import CResNet39, ResNet50Caffe, load_checkpoint, read_record
+from tests.conftest import run_dvc
+
+pytestmark = pytest.mark.slow
+CODEC = "Balle2018_mse_Q1"
+
+
+def test_train_stages_end_to_end(dvc_workspace) -> None:
+    ws: Path = dvc_workspace()
+    run_dvc(ws, "repro", f"train_cresnet39@{CODEC}")  # pulls ingest_vggface2, latents, train_resnet50
+
+    r50 = load_checkpoint(ws / "models/resnet50/model.pt")
+    assert isinstance(r50, ResNet50Caffe) and r50.feature_dim == 2048
+    faces = torch.zeros(1, 3, 224, 224)
+    assert r50.embed(faces).shape == (1, 2048)
+    c39 = load_checkpoint(ws / "models/cresnet39" / CODEC / "model.pt")
+    assert isinstance(c39, CResNet39) and c39.in_channels == 192
+    assert c39.embed(torch.zeros(1, 192, 14, 14)).shape == (1, 2048)
+    meta = read_record(ws / "models/cresnet39" / CODEC / "model.pt")["meta"]
+    assert meta["latents"] == "shards" and meta["embedding_init"] == "models/resnet50/model.pt"
+    assert meta["classes_phase1"] == 9 and meta["classes_phase2"] == 7  # vggface2-mini: 9 ids, 2 val
+    assert [h["phase"] for h in meta["history"]] == [1, 2]
+
+    # phase 2 left the backbone bit-identical
+    p1 = read_record(ws / "models/resnet50/phase1.pt")["state_dict"]
+    p2 = read_record(ws / "models/resnet50/model.pt")["state_dict"]
+    assert all(torch.equal(p1[k], p2[k]) for k in p1 if k.startswith(("conv1", "bn1", "layer")))
+
+    # DVCLive curves are stage plots; metrics are visible to `dvc metrics show`
+    shown = run_dvc(ws, "metrics", "show", "--json").stdout
+    assert "reports/train/resnet50/metrics.json" in shown
+    plots = run_dvc(ws, "plots", "show", "--json", "reports/train/resnet50/plots/metrics").stdout
+    assert "phase1/loss" in plots or "loss.tsv" in plots
+
+    # nothing changed -> nothing reruns (persisted checkpoints do not invalidate the stage)
+    status = run_dvc(ws, "status", "train_resnet50", f"train_cresnet39@{CODEC}").stdout
+    assert "changed" not in status
+
+
+def test_complexity_stage(dvc_workspace) -> None:
+    ws: Path = dvc_workspace()
+    run_dvc(ws, "repro", "complexity")
+    rows = json.loads((ws / "reports/metrics/complexity.json").read_text())
+    expected = ["ResNet50_Original_Anchor", "ResNet50_Balle2018_mse_Q1", "cResNet39_Balle2018_mse_Q1"]
+    assert sorted(rows) == sorted(expected)
+    for name, r in rows.items():
+        assert r["gmac_paper_convention"] == pytest.approx(PAPER_GMAC[name], rel=0.005)
+        assert r["kmac_per_px"] == pytest.approx(r["gmac"] * 1e6 / 224**2)
+        assert r["ms_per_batch"] > 0 and r["ms_per_pair"] == pytest.approx(r["ms_per_batch"] / r["batch_pairs"])
+        assert r["device"].startswith("CPU") and r["params"] > 20e6
+    assert round(rows["ResNet50_Original_Anchor"]["kmac_per_px_paper_convention"]) == 78
+    assert round(rows["cResNet39_Balle2018_mse_Q1"]["kmac_per_px_paper_convention"]) == 47
+    assert round(rows["ResNet50_Balle2018_mse_Q1"]["kmac_per_px_paper_convention"]) == 270
