@@ -142,7 +142,7 @@ def bench_kind(kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, 
         def get_all() -> None:
             r = state["r"]
             for k in ks:
-                r.get(k)
+                np.array(r.get(k))  # materialise (a raw row is a lazy view of the mapped shard)
 
         def batches() -> None:
             r = state["r"]

@@ -44,7 +44,7 @@ _INT_TYPES = (np.int8, np.int16, np.int32)
 #: per-row encodings, in order of decoding speed; the value is the ``enc`` column
 RAW, LZ4, ZSTD = 0, 1, 2
 ENCODINGS = {"raw": RAW, "lz4": LZ4, "zstd": ZSTD}
-_CODEC_NAME = {LZ4: "lz4_raw", ZSTD: "zstd"}
+_CODECS = {LZ4: pa.Codec("lz4_raw"), ZSTD: pa.Codec("zstd")}  # decompression ignores the level
 
 
 class ShardError(RuntimeError):
@@ -292,19 +292,22 @@ class LatentShardReader:
         sh = self._open.get(sid) or self._shard(sid)
         r = self._row[i]
         dt, shape, count, nbytes = self._kind[i]
-        a, b = sh.start[r], sh.end[r]
+        a = sh.start[r]
+        n = sh.end[r] - a
         enc = sh.enc[r]
-        if enc == RAW:
-            if b - a != nbytes:
-                raise ShardError(f"{self.root / self._shard_names[sid]}: row {r} holds {b - a} bytes, the index "
-                                 f"says {shape} {dt.name}; rebuild the shard set")  # fmt: skip
+        if enc == RAW and n == nbytes:
             return np.frombuffer(sh.values, dtype=dt, count=count, offset=a).reshape(shape)
+        return self._decode(sid, sh, r, enc, a, n, dt, shape, count, nbytes)
+
+    def _decode(self, sid: int, sh: _Shard, r: int, enc: int, a: int, n: int, dt: np.dtype,
+                shape: tuple[int, ...], count: int, nbytes: int) -> np.ndarray:  # fmt: skip
+        where = f"{self.root / self._shard_names[sid]}: row {r}"
+        if enc == RAW:
+            raise ShardError(f"{where} holds {n} bytes, the index says {shape} {dt.name}; rebuild the shard set")
         try:
-            raw = pa.decompress(sh.values.slice(a, b - a), decompressed_size=nbytes, codec=_CODEC_NAME[enc],
-                                asbytes=False)  # fmt: skip
+            raw = _CODECS[enc].decompress(sh.values.slice(a, n), decompressed_size=nbytes)
         except (OSError, pa.ArrowException) as err:
-            raise ShardError(f"{self.root / self._shard_names[sid]}: row {r} does not decompress to {shape} "
-                             f"{dt.name} ({err}); rebuild the shard set") from None  # fmt: skip
+            raise ShardError(f"{where} does not decompress to {shape} {dt.name} ({err}); rebuild the shard set") from None
         return np.frombuffer(raw, dtype=dt, count=count).reshape(shape)
 
     def position(self, key: str) -> int:
