@@ -1,7 +1,7 @@
 # cdfv — two commands on a fresh machine: `make repro` (install + run the pipeline) and `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
-BIN    := $(VENV)/bin
+BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 SMOKE_DIR ?= build/smoke
@@ -32,17 +32,17 @@ setup: $(STAMP) system-deps
 # The paper's pipeline on the real datasets (params.yaml).
 repro: setup
 	$(BIN)/cdfv validate-params
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(BIN):$$PATH" $(BIN)/dvc repro
 
 # The test suite (exit 5 = no tests collected counts as success for CI).
 test: setup
-	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	@PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
 # The whole DAG offline on ../shared/fixtures (profiles/smoke.yaml), CPU, minutes.
 smoke: setup
 	$(BIN)/cdfv workspace $(SMOKE_DIR) --profile smoke
-	cd $(SMOKE_DIR) && PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/dvc repro
+	cd $(SMOKE_DIR) && PATH="$(BIN):$$PATH" $(BIN)/dvc repro
 
 clean-smoke:
 	rm -rf $(SMOKE_DIR)

@@ -84,25 +84,32 @@ def drop_cache(paths: list[Path]) -> None:
             os.close(fd)
 
 
-def median_rate(fn: Callable[[], None], n: int, repeat: int, before: Callable[[], None]) -> float:
-    """Median reads/s of ``fn`` (which reads ``n`` latents) over ``repeat`` runs, ``before`` untimed."""
-    rates = []
+def interleaved_rates(runs: dict[str, tuple[Callable[[], None], Callable[[], None]]], n: int,
+                      repeat: int) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+    """Median reads/s of each ``(before, fn)`` (``fn`` reads ``n`` latents, ``before`` untimed) and the
+    median of its per-repeat speed-up over ``runs["npy"]``; in every repeat the runs go one after the
+    other, so a busy shared machine slows both sides of a ratio alike."""
+    rates: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(repeat):
-        before()
-        t = time.perf_counter()
-        fn()
-        rates.append(n / (time.perf_counter() - t))
-    return float(np.median(rates))
+        for k, (before, fn) in runs.items():
+            before()
+            t = time.perf_counter()
+            fn()
+            rates[k].append(n / (time.perf_counter() - t))
+    base = np.array(rates["npy"])
+    return ({k: float(np.median(v)) for k, v in rates.items()},
+            {k: float(np.median(np.array(v) / base)) for k, v in rates.items()})  # fmt: skip
 
 
-def bench_kind(kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, repeat: int, tmp: Path) -> None:
+def bench_kind(kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, repeat: int, tmp: Path,
+               policies: list[str]) -> None:  # fmt: skip
     m = len(lat)
     order = np.random.default_rng(1).permutation(n)
     keys = [f"img{i:06d}" for i in range(n)]
     print(f"\n### {kind}: {m} distinct latents {lat[0].shape}, {np.mean([(v == 0).mean() for v in lat]):.1%} zeros, "
           f"values {min(int(v.min()) for v in lat)}..{max(int(v.max()) for v in lat)}, "
           f"bitstream {bit_bytes.mean():.0f} B/latent ({bit_bytes.mean() * 8 / PIXELS:.3f} bpp)")
-    npy = tmp / f"{kind}-npy"
+    npy = tmp / f"{kind.split()[0]}-npy"
     npy.mkdir()
     for i in range(n):
         np.save(npy / f"{keys[i]}.npy", lat[i % m].astype(np.int8))
@@ -113,16 +120,13 @@ def bench_kind(kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, 
         for p in npy_paths:
             np.load(p)
 
-    warm_npy = median_rate(read_npy, n, repeat, read_npy)
-    cold_npy = median_rate(read_npy, n, repeat, lambda: drop_cache(npy_files))
     npy_bytes = sum(p.stat().st_size for p in npy_files)
-    print(f"one .npy per latent (int8): {npy_bytes / n:.0f} B/latent on disk; random reads warm {warm_npy:,.0f}/s, "
-          f"cold {cold_npy:,.0f}/s")
-    print("| policy | stored B/latent | / bitstream | rows raw/lz4/zstd | get warm /s | x npy | read_batch(64) warm /s "
-          "| x npy | get cold /s | x npy | read_batch cold /s | x npy |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for policy in ("auto", "zstd", "lz4", "raw"):
-        root = tmp / f"{kind}-{policy}"
+    print(f"one .npy per latent (int8): {npy_bytes / n:.0f} B/latent on disk")
+    print("| policy | stored B/latent | / bitstream | rows raw/lz4/zstd | warm: npy /s | get /s | x npy | "
+          "read_batch(64) /s | x npy | cold: npy /s | get /s | x npy | read_batch(64) /s | x npy |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for policy in policies:
+        root = tmp / f"{kind.split()[0]}-{policy}"
         with LatentShardWriter(root, "Balle2018_mse_Q1", 1, encoding=policy) as w:
             for i in range(n):
                 j = i % m
@@ -153,14 +157,16 @@ def bench_kind(kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, 
             fresh(False)
             batches()
 
-        g_w = median_rate(get_all, n, repeat, warm_up)
-        b_w = median_rate(batches, n, repeat, warm_up)
-        g_c = median_rate(get_all, n, repeat, lambda: fresh(True))
-        b_c = median_rate(batches, n, repeat, lambda: fresh(True))
+        warm, xw = interleaved_rates({"npy": (read_npy, read_npy), "get": (warm_up, get_all),
+                                      "batch": (warm_up, batches)}, n, repeat)  # fmt: skip
+        cold, xc = interleaved_rates({"npy": (lambda: drop_cache(npy_files), read_npy),
+                                      "get": (lambda: fresh(True), get_all),
+                                      "batch": (lambda: fresh(True), batches)}, n, repeat)  # fmt: skip
         enc = w.encoding_counts
         print(f"| {policy} | {w.stored_bytes / n:,.0f} | {ratio:.2f}x | {enc['raw']}/{enc['lz4']}/{enc['zstd']} | "
-              f"{g_w:,.0f} | {g_w / warm_npy:.1f}x | {b_w:,.0f} | {b_w / warm_npy:.1f}x | "
-              f"{g_c:,.0f} | {g_c / cold_npy:.1f}x | {b_c:,.0f} | {b_c / cold_npy:.1f}x |")
+              f"{warm['npy']:,.0f} | {warm['get']:,.0f} | **{xw['get']:.1f}x** | {warm['batch']:,.0f} | "
+              f"**{xw['batch']:.1f}x** | {cold['npy']:,.0f} | {cold['get']:,.0f} | **{xc['get']:.1f}x** | "
+              f"{cold['batch']:,.0f} | **{xc['batch']:.1f}x** |")
         state.clear()
         shutil.rmtree(root)
     shutil.rmtree(npy)
@@ -173,6 +179,7 @@ def main() -> None:
     ap.add_argument("--gain", type=float, default=10.0)
     ap.add_argument("--pretrained", action="store_true")
     ap.add_argument("--kinds", default="sparse,dense")
+    ap.add_argument("--policies", default="auto,zstd,lz4,raw")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-shards-"))
     print(f"machine: 2-core shared CPU; {a.n} random reads per run, median of {a.repeat} runs")
@@ -180,7 +187,7 @@ def main() -> None:
         for kind in a.kinds.split(","):
             lat, bb = sparse_latents(200) if kind == "sparse" else dense_latents(a.gain, a.pretrained)
             name = kind if kind == "sparse" else f"dense ({'pretrained' if a.pretrained else f'untrained, gain {a.gain}'})"
-            bench_kind(name.split(" ")[0], lat, bb, a.n, a.repeat, tmp)
+            bench_kind(name, lat, bb, a.n, a.repeat, tmp, a.policies.split(","))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -38,6 +38,13 @@ class JpegCodec(Codec):
         return buf.getvalue()
 
     def decode(self, data: bytes) -> np.ndarray:
+        """JPEG bytes to RGB uint8: one decode and one copy (read_rgb's normalisation only when not RGB)."""
+        try:
+            with Image.open(io.BytesIO(data), formats=("JPEG",)) as im:
+                if im.mode == "RGB":
+                    return np.array(im)
+        except (OSError, SyntaxError, ValueError) as err:
+            raise CodecError(f"<{self.name} bitstream>: cannot decode JPEG ({err})") from None
         try:
             return read_rgb(data, name=f"<{self.name} bitstream>")
         except ImageReadError as err:

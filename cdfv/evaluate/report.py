@@ -155,7 +155,8 @@ def bd_rows(
             met, note_m = None, str(err)
         else:
             note_m = ""
-        rows.append((anchor, name, rate, met, "; ".join(n for n in (note_r, note_m) if n)))
+        notes = dict.fromkeys(n for n in (note_r, note_m) if n)  # same cause for both: say it once
+        rows.append((anchor, name, rate, met, "; ".join(notes)))
     return rows
 
 

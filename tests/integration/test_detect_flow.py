@@ -11,9 +11,7 @@ import yaml
 pytestmark = pytest.mark.slow
 
 
-def test_detect_align_flow_matches_the_stage(tmp_path: Path, shared_dir: Path) -> None:
-    from prefect.testing.utilities import prefect_test_harness
-
+def test_detect_align_flow_matches_the_stage(prefect_harness, tmp_path: Path, shared_dir: Path) -> None:  # type: ignore[no-untyped-def]
     from cdfv.config import parse_params
     from cdfv.data.lfw import run_ingest_lfw
     from cdfv.detect.stage import run_detect_lfw
@@ -28,8 +26,7 @@ def test_detect_align_flow_matches_the_stage(tmp_path: Path, shared_dir: Path) -
     reference = run_detect_lfw(params, tmp_path)
     ref_rows = pq.read_table(tmp_path / "data/interim/lfw/detections.parquet").to_pylist()
 
-    with prefect_test_harness(server_startup_timeout=120):
-        state = detect_align_flow("params.yaml", str(tmp_path), True, return_state=True)
+    state = detect_align_flow("params.yaml", str(tmp_path), True, return_state=True)
     assert state.is_completed()
     out = state.result()
     assert out["detect"]["forward_passes"] == reference["forward_passes"] == 25

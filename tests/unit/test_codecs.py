@@ -91,6 +91,16 @@ def test_jpeg_decode_of_garbage_names_the_codec() -> None:
         get_codec("JPEG_Q5").decode(b"not a jpeg")
 
 
+def test_jpeg_fast_decode_equals_reference_and_rejects_truncation(faces: list[np.ndarray]) -> None:
+    c = get_codec("JPEG_Q25")
+    blob = c.encode(faces[0])
+    dec = c.decode(blob)
+    assert dec.flags.writeable and dec.shape == (256, 256, 3) and dec.dtype == np.uint8
+    assert np.array_equal(dec, read_rgb(blob))  # same pixels as the generic reader
+    with pytest.raises(CodecError, match="JPEG_Q25"):
+        c.decode(blob[: len(blob) // 2])
+
+
 # -- JPEG2000 ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("metric", ["mse", "visual"])
 def test_jpeg2000_hits_the_balle_rates(faces: list[np.ndarray], metric: str) -> None:

@@ -97,3 +97,66 @@ def test_helpers() -> None:
     assert narrowest_int(np.array([1 << 20])) == np.int32
     y = np.arange(2 * 16 * 16).reshape(2, 16, 16)
     assert np.array_equal(centre_crop(y), y[:, 1:15, 1:15])
+
+
+def _sparse(rng: np.random.Generator, n_active: int = 20) -> np.ndarray:
+    """A trained-like ŷ crop: a few active channels of small Laplacian ints, zeros elsewhere."""
+    y = np.zeros((192, 14, 14), np.int64)
+    y[rng.choice(192, n_active, replace=False)] = np.round(rng.laplace(0, 0.4, (n_active, 14, 14)))
+    return y
+
+
+def test_encoding_follows_the_bitstream_budget(tmp_path: Path) -> None:
+    """Per row the fastest form within max_ratio x bitstream bytes: raw, else lz4, else zstd."""
+    rng = np.random.default_rng(3)
+    dense, sparse = rng.integers(-3, 4, (192, 14, 14)), _sparse(rng)
+    with LatentShardWriter(tmp_path, "Balle2018_mse_Q1", 1, max_ratio=3.5) as w:
+        w.add("dense", dense, image_id="a", bitstream_bytes=30_000)  # 37.6 kB raw <= 105 kB
+        w.add("sparse", sparse, image_id="b", bitstream_bytes=900)  # raw 37.6 kB > 3.15 kB >= lz4
+        w.add("tight", sparse, image_id="c", bitstream_bytes=200)  # nothing fits: zstd (smallest)
+        w.add("bpp", dense, image_id="d", bpp=4.0)  # 4 bpp x 256^2 / 8 = 32.8 kB bitstream -> raw
+        w.add("unknown", dense, image_id="e")  # no rate known: zstd
+    assert w.encoding_counts == {"raw": 2, "lz4": 1, "zstd": 2}
+    r = LatentShardReader(tmp_path / "index.parquet")
+    assert r.encodings() == w.encoding_counts
+    for k, v in [("dense", dense), ("sparse", sparse), ("tight", sparse), ("bpp", dense), ("unknown", dense)]:
+        assert np.array_equal(r.get(k), v)
+    shard = tmp_path / "shard-00000.arrow"
+    import pyarrow as pa
+
+    t = pa.ipc.open_file(str(shard)).read_all()
+    assert t.column("enc").to_pylist() == [0, 1, 2, 0, 2]
+    sizes = [len(b) for b in t.column("data").to_pylist()]
+    assert sizes[0] == 192 * 196 and sizes[1] <= 3.5 * 900 and sizes[2] < sizes[1]
+    batch = r.read_batch(["tight", "dense", "sparse"])
+    assert batch.flags.writeable and np.array_equal(batch, np.stack([sparse, dense, sparse]))
+    r.verify_all()
+
+
+@pytest.mark.parametrize("encoding", ["raw", "lz4", "zstd"])
+def test_forced_encoding_round_trips(tmp_path: Path, encoding: str) -> None:
+    rng = np.random.default_rng(4)
+    lat = {f"k{i}": (_sparse(rng) if i % 2 else rng.integers(-300, 300, (192, 14, 14))) for i in range(6)}
+    with LatentShardWriter(tmp_path, "Balle2018_mse_Q1", 1, shard_rows=4, encoding=encoding) as w:
+        for k, v in lat.items():
+            w.add(k, v, image_id=k, bitstream_bytes=10)
+    r = LatentShardReader(tmp_path / "index.parquet")
+    assert r.encodings()[encoding] == 6
+    got = r.read_batch(list(lat)[::-1])
+    assert got.dtype == np.int16 and np.array_equal(got, np.stack(list(lat.values())[::-1]))
+
+
+def test_corrupt_compressed_row_is_a_clear_error(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    rng = np.random.default_rng(5)
+    with LatentShardWriter(tmp_path, "Balle2018_mse_Q1", 1, encoding="lz4") as w:
+        w.add("a", _sparse(rng), image_id="a")
+    shard = tmp_path / "shard-00000.arrow"
+    t = pa.ipc.open_file(str(shard)).read_all()
+    blob = t.column("data").to_pylist()[0]
+    bad = pa.table({"key": ["a"], "enc": pa.array([1], pa.int8()), "data": [blob[: len(blob) // 2]]})
+    with pa.OSFile(str(shard), "wb") as sink, pa.ipc.new_file(sink, bad.schema) as wr:
+        wr.write_table(bad)
+    with pytest.raises(ShardError, match=r"shard-00000\.arrow: row 0 does not decompress"):
+        LatentShardReader(tmp_path / "index.parquet").get("a")
