@@ -46,11 +46,13 @@ def align_records(
     out_dir: Path,
     root: Path = Path("."),
     progress: bool = False,
+    faces_dir: Path = paths.LFW_FACES_DIR,
 ) -> list[dict[str, Any]]:
     """Align each detection row's image; write PNGs under ``out_dir``; return faces rows.
 
-    Row ``path`` values are ``paths.LFW_FACES_DIR/<image_id>.png`` (final location, relative to
-    the workspace root) whatever ``out_dir`` is, so a temporary folder can be renamed into place.
+    Row ``path`` values are ``faces_dir/<image_id>.png`` (final location, relative to the workspace
+    root; default ``paths.LFW_FACES_DIR``) whatever ``out_dir`` is, so a temporary folder can be
+    renamed into place. Pipeline B1 passes decoded images in ``image_paths`` and its own ``faces_dir``.
     """
     rows: list[dict[str, Any]] = []
     for det in tqdm(dets, desc="align", unit="img", disable=not progress):
@@ -73,7 +75,7 @@ def align_records(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(png)
         row.update(
-            path=str(paths.LFW_FACES_DIR / f"{det['image_id']}.png"),
+            path=str(Path(faces_dir) / f"{det['image_id']}.png"),
             pad_top=a.pad[0],
             pad_bottom=a.pad[1],
             pad_left=a.pad[2],

@@ -144,6 +144,36 @@ def rd_report(params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"rd_report: {m['points']} points, anchor {m['anchor']}")
 
 
+@app.command("encode-lfw-full")
+@friendly
+def encode_lfw_full(
+    codec: Annotated[str, typer.Argument(help="learned codec listed in eval.b1_codecs, e.g. Cheng2020_mse_Q3")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Pipeline B1 (thesis ch. 5): whole 250^2 probe images padded to 256 -> codec -> decode -> crop to 250."""
+    from cdfv.decode_then_crop import run_encode_lfw_full
+
+    try:
+        s = run_encode_lfw_full(load_params(params), codec)
+    except _codec_errors() as err:
+        raise UserError(str(err)) from None
+    p = s["probes"]
+    typer.echo(f"encode_lfw_full {codec}: {s['n_probes']} probes, bpp_256 {p['bpp_256']}, PSNR {p['psnr']}, failed {s['n_failed']}")
+
+
+@app.command("align-lfw-full")
+@friendly
+def align_lfw_full(
+    codec: Annotated[str, typer.Argument(help="learned codec listed in eval.b1_codecs")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Pipeline B1: align the decoded whole images with the detections of the ORIGINAL images."""
+    from cdfv.decode_then_crop import run_align_lfw_full
+
+    m = run_align_lfw_full(load_params(params), codec)
+    typer.echo(f"align_lfw_full {codec}: {m['faces']} faces aligned ({m['no_face_fallback']} from the no-face fallback)")
+
+
 @app.command("eval-lfw")
 @friendly
 def eval_lfw(

@@ -382,6 +382,25 @@ def _codec_names(names: list[str]) -> list[str]:
     return names
 
 
+#: Thesis ch. 5 decoded anchors (pipeline B1, "decode then crop"): every CompressAI zoo point of
+#: Ballé 2018 (q1-8) and Cheng 2020 (q1-6), MSE and MS-SSIM, evaluated with ResNet50.
+PAPER_B1_CODECS = [
+    *(f"Balle2018_{m}_Q{q}" for m in ("mse", "msssim") for q in range(1, 9)),
+    *(f"Cheng2020_{m}_Q{q}" for m in ("mse", "msssim") for q in range(1, 7)),
+]
+
+
+def _learned_codecs(names: list[str]) -> list[str]:
+    from cdfv.codecs.names import parse_codec_name
+
+    for name in names:
+        if parse_codec_name(name).family != "learned":
+            raise ValueError(f"{name}: pipeline B1 (decode then crop, thesis ch. 5) takes learned codecs only")
+    if len(set(names)) != len(names):
+        raise ValueError("duplicate codec names")
+    return names
+
+
 class EvalParams(_Strict):
     """LFW verification (stages ``eval_lfw_*`` and ``report``; spec §0, §8)."""
 
@@ -394,12 +413,29 @@ class EvalParams(_Strict):
     cresnet39: Annotated[list[str], AfterValidator(_hyperprior_codecs)] = Field(
         default_factory=lambda: list(PAPER_LEARNED_CODECS)
     )
+    # pipeline B1 (thesis ch. 5, decode then crop): whole 250^2 images through a learned codec
+    # (encode_lfw_full@<codec>, align_lfw_full@<codec>); the recogniser lists must be subsets of b1_codecs
+    b1_codecs: Annotated[list[str], AfterValidator(_learned_codecs)] = Field(
+        default_factory=lambda: list(PAPER_B1_CODECS), description="encode_lfw_full / align_lfw_full matrix"
+    )
+    resnet50_b1: Annotated[list[str], AfterValidator(_learned_codecs)] = Field(
+        default_factory=lambda: list(PAPER_B1_CODECS)
+    )
+    dlib_b1: Annotated[list[str], AfterValidator(_learned_codecs)] = Field(default_factory=list)
     tar_rule: Literal["floor", "linear"] = Field("floor", description="TAR@FAR rule, see cdfv/evaluate/metrics.py")
     rate_denominator: Literal[224, 256] = Field(256, description="bpp over the 256^2 codec input or the 224^2 face")
     batch_size: int = Field(64, ge=1)
     device: str = Field("auto", pattern=_DEVICE)
     bd_anchor: str = Field("ResNet50_Balle2018_mse", description="Fig. 4 line the BD deltas are relative to")
     bd_method: Literal["cubic", "pchip"] = "cubic"
+
+    @model_validator(mode="after")
+    def _b1_subsets(self) -> "EvalParams":
+        for key in ("resnet50_b1", "dlib_b1"):
+            extra = [c for c in getattr(self, key) if c not in self.b1_codecs]
+            if extra:
+                raise ValueError(f"{key}: {extra} not in eval.b1_codecs (add them there so encode_lfw_full runs)")
+        return self
 
 
 # --------------------------------------------------------------------------------------------

@@ -97,3 +97,26 @@ TABLE7 = REPORTS / "table7.md"
 def eval_dir(model: str) -> Path:
     """Per-solution scores and embeddings: ``data/processed/lfw/eval/<model>``."""
     return LFW_PROCESSED / "eval" / model
+
+
+# Pipeline B1, thesis ch. 5 "decode then crop": whole-image codec -> decode -> crop -> align
+LFW_FULL = PROCESSED / "lfw_full"
+RATE_FULL_METRICS = METRICS / "rate_full"
+
+
+def full_codec_dir(codec: str) -> Path:
+    """``data/processed/lfw_full/<codec>``: index.parquet, bitstreams/, decoded/ 250^2 PNGs (encode_lfw_full@<codec>)."""
+    return LFW_FULL / codec
+
+
+def full_codec_index(codec: str) -> Path:
+    return full_codec_dir(codec) / "index.parquet"
+
+
+def full_faces_dir(codec: str) -> Path:
+    """``data/processed/lfw_full_faces/<codec>``: faces.parquet + faces/ (align_lfw_full@<codec>)."""
+    return PROCESSED / "lfw_full_faces" / codec
+
+
+def full_rate_json(codec: str) -> Path:
+    return RATE_FULL_METRICS / f"{codec}.json"

@@ -148,3 +148,28 @@ LFW_EMBEDDINGS = pa.schema(
         ("embedding", pa.list_(pa.float32())),
     ]
 )
+
+#: data/processed/lfw_full/<codec>/index.parquet — pipeline B1 (thesis ch. 5): one row per whole
+#: original image padded to a multiple of 64, encoded by a learned codec, decoded and cropped back.
+LFW_FULL_INDEX = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("identity", pa.string()),
+        ("codec", pa.string()),
+        ("status", pa.string()),  # ok | error (on_error: skip)
+        ("error", pa.string()),
+        ("width", pa.int16()),  # original (decoded PNG) size, 250 for LFW
+        ("height", pa.int16()),
+        ("pad_top", pa.int16()),  # black border added before the codec (250 -> 256: 3 px each side)
+        ("pad_bottom", pa.int16()),
+        ("pad_left", pa.int16()),
+        ("pad_right", pa.int16()),
+        ("bytes", pa.int32()),  # y + z strings (paper eq. 7)
+        ("bpp_256", pa.float64()),  # over the padded codec input (256^2 for LFW)
+        ("bpp_orig", pa.float64()),  # over the original image (250^2)
+        ("psnr", pa.float64()),  # dB, decoded-and-cropped vs original image
+        ("ms_ssim", pa.float64()),
+        ("bitstream", pa.string()),
+        ("decoded", pa.string()),  # decoded image cropped back to the original size (PNG)
+    ]
+)

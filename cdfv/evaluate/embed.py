@@ -2,7 +2,8 @@
 
 Pipeline A: original 224 faces for probes and references. B2: probe = decoded face of the codec
 (``data/processed/lfw/<codec>/index.parquet`` ``decoded``), reference = original face. C: both
-images as latents from the LFW latent shards of the codec.
+images as latents from the LFW latent shards of the codec. B1 (thesis ch. 5): probe = the whole
+decoded image aligned with the original detection (``align_lfw_full@<codec>``), reference = original face.
 """
 
 from __future__ import annotations
@@ -94,6 +95,23 @@ def decoded_paths(root: Path, codec: str) -> tuple[dict[str, str], dict[str, tup
     return {i: p for i, p in dec.items() if p}, bpp
 
 
+def b1_paths(root: Path, codec: str) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
+    """Pipeline B1: image_id -> aligned 224 face of the decoded whole image, and -> (bpp_orig, bpp_256)."""
+    from cdfv import paths as P
+
+    faces = read_parquet(root / P.full_faces_dir(codec) / "faces.parquet", f"B1 faces of {codec}", f"align_lfw_full@{codec}")
+    t = read_parquet(root / P.full_codec_index(codec), f"B1 decoded images of {codec}", f"encode_lfw_full@{codec}")
+    ids = t.column("image_id").to_pylist()
+    bpp = dict(zip(ids, zip(t.column("bpp_orig").to_pylist(), t.column("bpp_256").to_pylist())))
+    return face_paths(faces), {i: b for i, b in bpp.items() if b[1] is not None}
+
+
+def probe_sources(root: Path, sol: Solution) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
+    """The probe images of a decoded solution (B1 or B2) and their (unpadded, padded-256) bpp."""
+    assert sol.codec is not None
+    return b1_paths(root, sol.codec) if sol.pipeline == "B1" else decoded_paths(root, sol.codec)
+
+
 def embed_solution(
     sol: Solution,
     rec: Recogniser,
@@ -110,9 +128,9 @@ def embed_solution(
         ids = sorted({i for i in (*probes, *references) if i in originals})
         emb = embed_faces(rec, root, ids, originals, None, batch_size, f"{sol.name} faces")
         return emb, emb
-    if sol.pipeline == "B2":
-        assert sol.codec is not None
-        decoded, _ = decoded_paths(root, sol.codec)
+    if sol.pipeline in ("B1", "B2"):
+        # the codec changes the probe's pixels only: dlib's alignment comes from the original face
+        decoded, _ = probe_sources(root, sol)
         probe_ids = sorted({i for i in probes if i in decoded and i in originals})
         geometry = originals if getattr(rec, "needs_geometry", False) else None
         probe = embed_faces(rec, root, probe_ids, decoded, geometry, batch_size, f"{sol.name} probes")

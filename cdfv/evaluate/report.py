@@ -244,7 +244,9 @@ def plot_fig4(results: Sequence[dict[str, Any]], png: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     for ax, (key, label) in zip(axes.ravel(), PANELS):
         for name, pts in series.items():
-            ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], marker="o", label=name)
+            b1 = pts[0].get("pipeline") == "B1"  # thesis ch. 5 decode-then-crop lines: dotted
+            ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], marker="s" if b1 else "o",
+                    linestyle=":" if b1 else "-", label=name)  # fmt: skip
         for r in anchors:
             ax.axhline(r[key], linestyle="--", color="k", linewidth=1, label=r["model"])
         ax.set_xlabel("rate [bpp] (probe images)")

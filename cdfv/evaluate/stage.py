@@ -14,7 +14,7 @@ import pyarrow as pa
 from cdfv import paths, schemas
 from cdfv.config import Params
 from cdfv.evaluate import metrics as M
-from cdfv.evaluate.embed import decoded_paths, embed_solution
+from cdfv.evaluate.embed import embed_solution, probe_sources
 from cdfv.evaluate.recognisers import build_recogniser
 from cdfv.evaluate.report import write_report
 from cdfv.evaluate.score import score_pairs
@@ -50,20 +50,25 @@ def allowed_models(params: Params) -> list[str]:
         *(f"ResNet50_{c}" for c in e.resnet50_decoded),
         *(f"Dlib_{c}" for c in e.dlib_decoded),
         *(f"cResNet39_{c}" for c in e.cresnet39),
+        *(f"ResNet50_B1_{c}" for c in e.resnet50_b1),
+        *(f"Dlib_B1_{c}" for c in e.dlib_b1),
     ]
 
 
 def probe_rate(sol: Solution, root: Path, probes: list[str]) -> tuple[float | None, float | None]:
-    """Mean (bpp_224, bpp_256) over the distinct probe images (paper: rate of probes only)."""
+    """Mean (bpp unpadded, bpp_256) over the distinct probe images (paper: rate of probes only).
+
+    Unpadded = the 224^2 face (B2, C) or the 250^2 original image (B1).
+    """
     if sol.codec is None:
         return None, None
-    _, bpp = decoded_paths(root, sol.codec)
+    _, bpp = probe_sources(root, sol)
     ids = sorted(set(probes))
     missing = [i for i in ids if i not in bpp]
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} probe image(s) have no rate in the {sol.codec} index: {missing[:10]}. "
-            f"Rerun `dvc repro encode_lfw@{sol.codec}`."
+            f"Rerun `dvc repro {'encode_lfw_full' if sol.pipeline == 'B1' else 'encode_lfw'}@{sol.codec}`."
         )
     b224 = np.mean([bpp[i][0] for i in ids])
     b256 = np.mean([bpp[i][1] for i in ids])
@@ -107,7 +112,7 @@ def run_eval_lfw(params: Params, model: str, root: Path = Path(".")) -> dict[str
     fallback = np.array([status.get(a) != "ok" or status.get(b) != "ok" for a, b in zip(left, right)])
     out = M.verification_metrics(labels, scores, folds, rule=e.tar_rule)
     b224, b256 = probe_rate(sol, root, left)
-    _, bpp_probe = decoded_paths(root, sol.codec) if sol.codec else (None, {})
+    _, bpp_probe = probe_sources(root, sol) if sol.codec else (None, {})
     n_images = len(set(probe_emb) | set(ref_emb)) if probe_emb is not ref_emb else len(probe_emb)
     result: dict[str, Any] = {
         "model": model,
@@ -119,7 +124,8 @@ def run_eval_lfw(params: Params, model: str, root: Path = Path(".")) -> dict[str
         "n_pairs": int(labels.size),
         "n_genuine": int(labels.sum()),
         "n_fallback_pairs": int(fallback.sum()),
-        "bpp_224": b224,
+        "bpp_224": None if sol.pipeline == "B1" else b224,
+        **({"bpp_orig": b224} if sol.pipeline == "B1" else {}),  # B1: over the whole 250^2 original
         "bpp_256": b256,
         "bpp": b256 if e.rate_denominator == 256 else b224,
         "embed_ms_per_image": 1000.0 * t_embed / max(n_images, 1),
@@ -165,5 +171,5 @@ def run_report(params: Params, root: Path = Path(".")) -> dict[str, Path]:
 def stage_name(model: str) -> str:
     """The dvc.yaml stage that evaluates ``model`` (``eval_lfw_resnet50@JPEG_Q1`` ...)."""
     sol = parse_solution(model)
-    group = f"eval_lfw_{sol.recogniser.lower()}"
+    group = f"eval_lfw_{sol.recogniser.lower()}{'_b1' if sol.pipeline == 'B1' else ''}"
     return f"{group}_anchor" if sol.codec is None else f"{group}@{sol.codec}"
