@@ -13,7 +13,8 @@ from typing import Annotated, Any, Callable, TypeVar
 
 import typer
 
-from cdfv.config import ParamsError, load_params
+from cdfv.config import load_params
+from cdfv.errors import CdfvError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -21,26 +22,14 @@ ParamsOpt = Annotated[Path, typer.Option("--params", help="params file to read")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class UserError(Exception):
-    """An error whose message tells the user what to fix (no traceback printed)."""
-
-
-USER_ERRORS: tuple[type[BaseException], ...] = (ParamsError, UserError, FileNotFoundError)
-
-
 def friendly(fn: F) -> F:
-    """Turn user-fixable exceptions into a one-line message and exit status 2."""
+    """Turn user-fixable exceptions (:class:`cdfv.errors.CdfvError`, missing files) into one line + exit 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from cdfv.data.convert import CorruptImagesError
-        from cdfv.data.pairs import PairsFormatError
-        from cdfv.download import DownloadError
-        from cdfv.io import ImageReadError
-
         try:
             return fn(*args, **kwargs)
-        except (*USER_ERRORS, ImageReadError, DownloadError, CorruptImagesError, PairsFormatError) as err:
+        except (CdfvError, FileNotFoundError) as err:
             typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
 
@@ -93,13 +82,6 @@ def align_lfw(params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"align_lfw: {m['aligned']} faces aligned ({m['no_face_fallback']} from the no-face fallback)")
 
 
-def _codec_errors() -> tuple[type[BaseException], ...]:
-    from cdfv.codecs import CodecError, CodecNameError
-    from cdfv.encode import EncodeError
-    from cdfv.shards import ShardError
-
-    return (CodecError, CodecNameError, EncodeError, ShardError)
-
 
 @app.command("encode-lfw")
 @friendly
@@ -110,10 +92,7 @@ def encode_lfw(
     """Encode + decode every aligned LFW face with one codec (bitstreams, decoded faces, bpp/PSNR/MS-SSIM)."""
     from cdfv.encode import run_encode_lfw
 
-    try:
-        s = run_encode_lfw(load_params(params), codec)
-    except _codec_errors() as err:
-        raise UserError(str(err)) from None
+    s = run_encode_lfw(load_params(params), codec)
     a = s["all"]
     typer.echo(f"encode_lfw {codec}: {a['n']} faces, bpp_256 {a['bpp_256']}, PSNR {a['psnr']}, failed {s['n_failed']}")
 
@@ -127,10 +106,7 @@ def latents_vggface2(
     """Latent shards (entropy-decoded ŷ, 14x14 crops) of every VGGFace2 image x variant for cResNet39."""
     from cdfv.encode import run_latents_vggface2
 
-    try:
-        s = run_latents_vggface2(load_params(params), codec)
-    except _codec_errors() as err:
-        raise UserError(str(err)) from None
+    s = run_latents_vggface2(load_params(params), codec)
     typer.echo(f"latents_vggface2 {codec}: {s['latents']} latents, storage/bitstream {s['storage_vs_bitstream']:.2f}")
 
 
@@ -153,10 +129,7 @@ def encode_lfw_full(
     """Pipeline B1 (thesis ch. 5): whole 250^2 probe images padded to 256 -> codec -> decode -> crop to 250."""
     from cdfv.decode_then_crop import run_encode_lfw_full
 
-    try:
-        s = run_encode_lfw_full(load_params(params), codec)
-    except _codec_errors() as err:
-        raise UserError(str(err)) from None
+    s = run_encode_lfw_full(load_params(params), codec)
     p = s["probes"]
     typer.echo(f"encode_lfw_full {codec}: {s['n_probes']} probes, bpp_256 {p['bpp_256']}, PSNR {p['psnr']}, failed {s['n_failed']}")
 
@@ -181,12 +154,9 @@ def eval_lfw(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Embed, score and evaluate one solution on LFW View 2 (metrics JSON + ROC CSV)."""
-    from cdfv.evaluate.stage import run_eval_lfw, user_errors
+    from cdfv.evaluate.stage import run_eval_lfw
 
-    try:
-        r = run_eval_lfw(load_params(params), model)
-    except user_errors() as err:
-        raise UserError(str(err)) from None
+    r = run_eval_lfw(load_params(params), model)
     bpp = "-" if r["bpp"] is None else f"{r['bpp']:.3f}"
     typer.echo(
         f"eval_lfw {model}: TAR@1e-3 {r['tar_far_1e-3']:.3f}  TAR@1e-2 {r['tar_far_1e-2']:.3f}  "
@@ -198,22 +168,11 @@ def eval_lfw(
 @friendly
 def report(params: ParamsOpt = Path("params.yaml")) -> None:
     """Fig. 4 (PNG + rate-metric CSVs) and reports/table7.md from the eval and complexity metrics."""
-    from cdfv.evaluate.stage import run_report, user_errors
+    from cdfv.evaluate.stage import run_report
 
-    try:
-        out = run_report(load_params(params))
-    except user_errors() as err:
-        raise UserError(str(err)) from None
+    out = run_report(load_params(params))
     typer.echo(f"report: {out['table']}, {out['figure']}")
 
-
-def _train_errors() -> tuple[type[BaseException], ...]:
-    from cdfv.codecs.base import CodecError
-    from cdfv.models import CheckpointError
-    from cdfv.shards import ShardError
-    from cdfv.train.loop import TrainError
-
-    return (TrainError, CheckpointError, CodecError, ShardError)
 
 
 def _maybe_torchrun(argv: list[str], params: Path) -> None:
@@ -235,10 +194,7 @@ def train_resnet50(params: ParamsOpt = Path("params.yaml")) -> None:
     from cdfv.train.stage import run_train_resnet50
 
     _maybe_torchrun(["train-resnet50"], params)
-    try:
-        model = run_train_resnet50(load_params(params))
-    except _train_errors() as err:
-        raise UserError(str(err)) from None
+    model = run_train_resnet50(load_params(params))
     typer.echo(f"train_resnet50: {getattr(model, 'meta', {}).get('steps', '?')} steps -> models/resnet50/model.pt")
 
 
@@ -252,10 +208,7 @@ def train_cresnet39(
     from cdfv.train.stage import run_train_cresnet39
 
     _maybe_torchrun(["train-cresnet39", codec], params)
-    try:
-        model = run_train_cresnet39(load_params(params), codec)
-    except _train_errors() as err:
-        raise UserError(str(err)) from None
+    run_train_cresnet39(load_params(params), codec)
     typer.echo(f"train_cresnet39 {codec}: -> models/cresnet39/{codec}/model.pt")
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cdfv.errors import CdfvError
 from cdfv.models import cresnet39, resnet50_caffe, resnet50_input
 from cdfv.models.latent import parse_codec_name, synthesis
 
@@ -46,7 +47,7 @@ PAPER_GMAC = {
 }
 
 
-class ComplexityError(RuntimeError):
+class ComplexityError(CdfvError, RuntimeError):
     """MAC counting failed (ptflops swallows the exception; we do not)."""
 
 

@@ -18,10 +18,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cdfv.errors import CdfvError
+
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-class ParamsError(ValueError):
+class ParamsError(CdfvError, ValueError):
     """Raised when ``params.yaml`` is missing, unparsable or invalid. Message names key paths."""
 
 

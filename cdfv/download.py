@@ -15,12 +15,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cdfv.errors import CdfvError
 from cdfv.io import sha256_file
 
 CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(CdfvError, RuntimeError):
     """A source could not be fetched or failed verification; the message says what to do."""
 
 

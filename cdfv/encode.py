@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
+from cdfv.errors import CdfvError
 from cdfv import paths
 from cdfv.align import codec_input, load_face, strip_border, vggface2_view
 from cdfv.codecs import Codec, CodecError, codec_from_params, get_codec, parse_codec_name
@@ -37,7 +38,7 @@ from cdfv.shards import LatentShardWriter, centre_crop
 LATENT_CROP = 14
 
 
-class EncodeError(RuntimeError):
+class EncodeError(CdfvError, RuntimeError):
     """An image the codec could not encode (names image and codec; fails the stage)."""
 
 

@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cdfv.errors import CdfvError
+
 CHUNK = 1 << 20
 
 
@@ -104,7 +106,7 @@ def encode_png(rgb: np.ndarray, compress_level: int = 1) -> bytes:
     return buf.getvalue()
 
 
-class ImageReadError(ValueError):
+class ImageReadError(CdfvError, ValueError):
     """An image that cannot be decoded; the message names the file."""
 
 

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cdfv.errors import CdfvError
 from cdfv.codecs.names import CodecSpec
 
 
-class CodecError(RuntimeError):
+class CodecError(CdfvError, RuntimeError):
     """An encoder/decoder failure; the message names the codec (and the image when known)."""
 
 

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from cdfv.errors import CdfvError
+
 Family = Literal["jpeg", "jpeg2000", "hevc", "learned"]
 
 #: Ballé-2018 MSE rates the JPEG2000 points are tuned to (thesis ch. 6, bits per 256^2 pixel).
@@ -27,7 +29,7 @@ LEARNED_MODELS: dict[str, tuple[str, range]] = {
 }
 
 
-class CodecNameError(ValueError):
+class CodecNameError(CdfvError, ValueError):
     """An unknown or malformed codec name."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cdfv.errors import CdfvError
 from cdfv.io import ImageReadError, encode_png, read_rgb, sha256_bytes
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def convert_one(job: Job) -> Converted:
     return Converted(job.image_id, rgb.shape[1], rgb.shape[0], sha256_bytes(data))
 
 
-class CorruptImagesError(ValueError):
+class CorruptImagesError(CdfvError, ValueError):
     """Some images could not be decoded and the stage's ``on_corrupt`` param is ``fail``."""
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cdfv.errors import CdfvError
 
-class PairsFormatError(ValueError):
+
+class PairsFormatError(CdfvError, ValueError):
     """A malformed pairs file; the message carries the source name and line number."""
 
 

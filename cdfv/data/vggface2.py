@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from cdfv.errors import CdfvError
 from cdfv import paths, schemas
 from cdfv.config import Params, ParamsError, VggFace2Params
 from cdfv.data.convert import Job, convert_all, handle_errors
@@ -29,7 +30,7 @@ OBTAIN = (
 )
 
 
-class DatasetMissingError(FileNotFoundError):
+class DatasetMissingError(CdfvError, FileNotFoundError):
     """The VGGFace2 tree is absent; the message says where to obtain it and which param to set."""
 
 

@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from cdfv.errors import CdfvError
 from cdfv.detect.base import Detector, Face
 
 WEIGHTS_FILE = "retinaface.pth"
 WEIGHTS_URL = "https://github.com/serengil/deepface_models/releases/download/v1.0/retinaface.pth"
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(CdfvError, FileNotFoundError):
     """RetinaFace weights are absent and must be placed by hand (offline machines)."""
 
 

@@ -20,10 +20,12 @@ import numpy as np
 from numpy.polynomial import polynomial as P
 from scipy.interpolate import PchipInterpolator
 
+from cdfv.errors import CdfvError
+
 BdMethod = Literal["cubic", "pchip"]
 
 
-class BdError(ValueError):
+class BdError(CdfvError, ValueError):
     """Curves on which a Bjøntegaard delta is undefined (too few points, no overlap, bad rates)."""
 
 

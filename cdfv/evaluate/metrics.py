@@ -28,10 +28,12 @@ from typing import Literal
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from cdfv.errors import CdfvError
+
 TarRule = Literal["floor", "linear"]
 
 
-class MetricsInputError(ValueError):
+class MetricsInputError(CdfvError, ValueError):
     """Scores/labels that cannot define verification metrics (NaN, one class only, mismatch)."""
 
 

@@ -19,10 +19,12 @@ from typing import Any, Literal, Protocol, Sequence
 
 import numpy as np
 
+from cdfv.errors import CdfvError
+
 InputKind = Literal["face", "latent"]
 
 
-class RecogniserError(RuntimeError):
+class RecogniserError(CdfvError, RuntimeError):
     """A recogniser that cannot be built (missing model file/package); the message says the fix."""
 
 

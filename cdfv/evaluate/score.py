@@ -6,15 +6,17 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cdfv.errors import CdfvError
 
-class MissingEmbeddingsError(KeyError):
+
+class MissingEmbeddingsError(CdfvError, KeyError):
     """Pairs reference images that have no embedding; the message lists them."""
 
     def __str__(self) -> str:  # KeyError quotes its message otherwise
         return str(self.args[0])
 
 
-class NonFiniteScoresError(ValueError):
+class NonFiniteScoresError(CdfvError, ValueError):
     """A score is NaN/inf (e.g. an all-zero embedding)."""
 
 

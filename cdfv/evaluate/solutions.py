@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from cdfv.errors import CdfvError
 from cdfv.codecs.names import CodecNameError, parse_codec_name
 
 Pipeline = Literal["A", "B1", "B2", "C"]
@@ -27,7 +28,7 @@ ORIGINAL = "Original_Anchor"
 B1_TAG = "B1_"
 
 
-class SolutionNameError(ValueError):
+class SolutionNameError(CdfvError, ValueError):
     """A model name outside the grammar above."""
 
 

@@ -22,25 +22,6 @@ from cdfv.evaluate.solutions import Solution, parse_solution
 from cdfv.io import read_parquet, write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message tells the user what to fix (the CLI prints them, exit 2)."""
-    from cdfv.evaluate.bd import BdError
-    from cdfv.evaluate.recognisers import RecogniserError
-    from cdfv.evaluate.score import MissingEmbeddingsError, NonFiniteScoresError
-    from cdfv.evaluate.solutions import SolutionNameError
-
-    errs: tuple[type[BaseException], ...] = (
-        M.MetricsInputError, MissingEmbeddingsError, NonFiniteScoresError, SolutionNameError, RecogniserError, BdError,
-    )
-    try:
-        from cdfv.models import CheckpointError
-
-        errs += (CheckpointError,)
-    except ImportError:  # pragma: no cover
-        pass
-    return errs
-
-
 def allowed_models(params: Params) -> list[str]:
     """Every solution the params ask for (the union of the eval_lfw_* stages)."""
     e = params.eval

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from cdfv.errors import CdfvError
 from cdfv.models.cresnet import CResNet39, CResNet50, cresnet39, cresnet50
 from cdfv.models.heads import EMBEDDING, FEATURES, ClassifierHead, EmbeddingHead
 from cdfv.models.preprocess import resnet50_input
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(CdfvError, RuntimeError):
     """A model file that is missing, unreadable or not a cdfv model; the message names it."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -41,12 +42,12 @@ class Split:
         return len(self.image_ids)
 
 
-def read_images_table(root: Path = Path(".")) -> "pa.Table":  # noqa: F821
+def read_images_table(root: Path = Path(".")) -> pa.Table:
     """``data/interim/vggface2/images.parquet`` or the ingestion error naming the stage."""
     return read_parquet(root / paths.VGGFACE2_IMAGES, "VGGFace2 image index", "ingest_vggface2")
 
 
-def make_split(table: "pa.Table", which: str) -> Split:  # noqa: F821
+def make_split(table: pa.Table, which: str) -> Split:
     """``which`` = ``all`` (phase 1, labels as stored) | ``train`` | ``val`` (phase 2, re-indexed)."""
     rows = table.to_pydict()
     ids, idents, files, labels = rows["image_id"], rows["identity"], rows["path"], rows["label"]

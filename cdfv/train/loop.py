@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from cdfv.errors import CdfvError
 from cdfv.config import ArcFaceParams, Phase1Params, Phase2Params, TrainParams
 from cdfv.models import FaceNet, build_model, resnet50_input, save_model
 from cdfv.train.checkpoint import Checkpoints
@@ -41,7 +42,7 @@ from cdfv.train.data import EpochBatches, ImageDataset, LatentShardDataset, Spli
 from cdfv.train.distributed import DistEnv
 
 
-class TrainError(RuntimeError):
+class TrainError(CdfvError, RuntimeError):
     """A training failure the user can act on (message says what to change)."""
 
 
