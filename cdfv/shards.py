@@ -9,15 +9,26 @@ Layout of one shard set (a folder)::
 
 Each ``data`` value is one latent (N x 14 x 14) in the narrowest integer type that holds it (int8,
 else int16, else int32), C order, stored in the **fastest-decoding form that fits a storage budget**
-(``enc``): ``raw`` (no compression: a zero-copy view of the memory-mapped shard), ``lz4`` (LZ4
-block, ~4-20 µs per 37 kB latent) or ``zstd`` (smallest, ~15-80 µs). The budget is ``max_ratio`` x
-the latent's entropy-coded bitstream bytes (``bitstream_bytes``, or ``bpp`` x ``bpp_pixels`` / 8);
-when even zstd exceeds it, or the bitstream size is unknown, zstd is used. So trained low-rate
-latents (mostly zero channels; ~1 kB bitstreams) land in lz4/zstd, dense ones (high rates, untrained
-codecs) in raw — storage stays within ``max_ratio`` x the bitstream while reads stay cheap.
+(``enc``), tried in this order:
 
-The IPC file itself is uncompressed Arrow, so a lookup is a dict hit, two offsets and at most one
-decompression (O(1), no neighbouring rows read). Shards are written to a temporary name and renamed;
+* ``raw`` — no compression: a zero-copy view of the memory-mapped shard;
+* ``sparse`` — the flat positions (little-endian uint16, so latents of <= 65,536 values) of the
+  entries equal to -1, then of those equal to +1, then of the other non-zero entries, followed by
+  the values of those others; counts in the shard columns ``n_minus``, ``n_plus``, ``nnz``. So a
+  ±1 entry (most of a trained latent's non-zeros) costs 2 bytes and decoding is one ``np.zeros``
+  and two fancy-index scatters, the ±1 values being a slice of a constant [-1 ... -1, 1 ... 1]
+  array (~4-5 µs for a trained q1 latent with ~1,100 non-zeros, vs ~6 µs for LZ4);
+* ``lz4`` — LZ4 block, ~4-20 µs per 37 kB latent;
+* ``zstd`` — smallest, ~15-80 µs.
+
+The budget is ``max_ratio`` x the latent's entropy-coded bitstream bytes (``bitstream_bytes``, or
+``bpp`` x ``bpp_pixels`` / 8); when nothing fits it, or the bitstream size is unknown, zstd is used.
+So trained low-rate latents (mostly zero channels; ~1 kB bitstreams) land in sparse/lz4, dense ones
+(high rates, untrained codecs) in raw — storage stays within ``max_ratio`` x the bitstream while
+reads stay cheap.
+
+The IPC file itself is uncompressed Arrow, so a lookup is a dict hit, one tuple of offsets and at
+most one decompression or scatter (O(1), no neighbouring rows read). Shards are written to a temporary name and renamed;
 a reader checks each shard's row count (and sha256 when asked) against the index manifest on first
 use and raises :class:`ShardError` naming the shard.
 """
@@ -29,25 +40,37 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from struct import Struct
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cdfv.errors import CdfvError
 from cdfv.io import atomic_path, sha256_file
 from cdfv.schemas import LATENT_INDEX
 
 MANIFEST_KEY = b"cdfv.shards"
-_SHARD_SCHEMA = pa.schema([("key", pa.string()), ("enc", pa.int8()), ("data", pa.binary())])
+_SHARD_SCHEMA = pa.schema([("key", pa.string()), ("enc", pa.int8()), ("n_minus", pa.int32()),
+                           ("n_plus", pa.int32()), ("nnz", pa.int32()), ("data", pa.binary())])  # fmt: skip
 _INT_TYPES = (np.int8, np.int16, np.int32)
-#: per-row encodings, in order of decoding speed; the value is the ``enc`` column
-RAW, LZ4, ZSTD = 0, 1, 2
-ENCODINGS = {"raw": RAW, "lz4": LZ4, "zstd": ZSTD}
+#: per-row encodings; the value is the ``enc`` column (decoding speed: raw > sparse > lz4 > zstd)
+RAW, LZ4, ZSTD, SPARSE = 0, 1, 2, 3
+ENCODINGS = {"raw": RAW, "sparse": SPARSE, "lz4": LZ4, "zstd": ZSTD}
+_ENC_NAME = {v: k for k, v in ENCODINGS.items()}
 _CODECS = {LZ4: pa.Codec("lz4_raw"), ZSTD: pa.Codec("zstd")}  # decompression ignores the level
+_POS = np.dtype("<u2")  # sparse positions
+_INTP = np.dtype(np.intp)  # fancy indexing with intp is ~2x faster than with uint16
+_frombuffer, _zeros = np.frombuffer, np.zeros
+_ROW = Struct("<7q")  # _Shard.rowbuf record
+_LOC = Struct("<3i")  # LatentShardReader._loc record: shard id, row in the shard, kind id
+SPARSE_MAX_VALUES = 1 << 16
+#: per dtype: SPARSE_MAX_VALUES x -1 then SPARSE_MAX_VALUES x +1; the ±1 values of a sparse row are a slice
+_SIGNS = {np.dtype(t): np.repeat(np.array([-1, 1], t), SPARSE_MAX_VALUES) for t in _INT_TYPES}
 
 
-class ShardError(RuntimeError):
+class ShardError(CdfvError, RuntimeError):
     """A shard set whose files disagree with its index (or a bad key); the message names the file."""
 
 
@@ -70,25 +93,49 @@ def centre_crop(y: np.ndarray, size: int = 14) -> np.ndarray:
     return y[..., t : t + size, left : left + size]
 
 
-def choose_encoding(raw: bytes, budget: float | None, lz4: pa.Codec, zstd: pa.Codec) -> tuple[int, bytes]:
-    """The fastest-decoding (raw, lz4, zstd) form of ``raw`` with at most ``budget`` bytes.
+#: (enc, blob, n_minus, n_plus, nnz); the counts are 0 except for ``sparse``
+Encoded = tuple[int, bytes, int, int, int]
+#: per index row: dtype, shape, value count, the ±1 constants of that dtype (_SIGNS)
+_Kind = tuple[np.dtype, tuple[int, ...], int, np.ndarray]
 
-    ``budget`` None (bitstream size unknown) or too small for all three: zstd (the smallest).
-    """
-    if budget is not None and len(raw) <= budget:
-        return RAW, raw
+
+def sparse_encode(flat: np.ndarray) -> Encoded:
+    """The ``sparse`` form of a flat integer latent (see the module doc)."""
+    if flat.size > SPARSE_MAX_VALUES:
+        raise ShardError(f"sparse rows hold at most {SPARSE_MAX_VALUES} values (uint16 positions), got {flat.size}")
+    minus, plus = np.flatnonzero(flat == -1), np.flatnonzero(flat == 1)
+    other = np.flatnonzero((flat != 0) & (flat != 1) & (flat != -1))
+    pos = np.concatenate([minus, plus, other]).astype(_POS)
+    return SPARSE, pos.tobytes() + flat[other].tobytes(), len(minus), len(plus), len(pos)
+
+
+def sparse_size(flat: np.ndarray) -> int:
+    """Bytes of the ``sparse`` form of ``flat`` without building it."""
+    nz = int(np.count_nonzero(flat))
+    return 2 * nz + flat.itemsize * (nz - int(np.count_nonzero((flat == 1) | (flat == -1))))
+
+
+def choose_encoding(latent: np.ndarray, budget: float | None, lz4: pa.Codec, zstd: pa.Codec) -> Encoded:
+    """The fastest-decoding (raw, sparse, lz4, zstd) form of a contiguous integer ``latent`` with at
+    most ``budget`` bytes. ``budget`` None (bitstream size unknown) or too small for all: zstd."""
+    raw = latent.tobytes()
     if budget is not None:
+        if len(raw) <= budget:
+            return RAW, raw, 0, 0, 0
+        flat = latent.reshape(-1)
+        if flat.size <= SPARSE_MAX_VALUES and sparse_size(flat) <= budget:
+            return sparse_encode(flat)
         fast = lz4.compress(raw, asbytes=True)
         if len(fast) <= budget:
-            return LZ4, fast
-    return ZSTD, zstd.compress(raw, asbytes=True)
+            return LZ4, fast, 0, 0, 0
+    return ZSTD, zstd.compress(raw, asbytes=True), 0, 0, 0
 
 
 class LatentShardWriter:
     """Append latents, flush a shard every ``shard_rows``, write the index on :meth:`close`.
 
     ``max_ratio``: per-latent storage budget in bitstream bytes (see the module doc); ``encoding``
-    forces one form for every row instead (``"raw"``, ``"lz4"``, ``"zstd"``). ``bpp_pixels``: the
+    forces one form for every row instead (``"raw"``, ``"sparse"``, ``"lz4"``, ``"zstd"``). ``bpp_pixels``: the
     pixel count the ``bpp`` given to :meth:`add` is measured over (256² codec input).
     Use as a context manager; on an exception nothing is published (no index is written).
     """
@@ -97,7 +144,7 @@ class LatentShardWriter:
                  zstd_level: int = 3, *, max_ratio: float = 3.5, encoding: str = "auto",
                  bpp_pixels: int = 256 * 256) -> None:  # fmt: skip
         if encoding != "auto" and encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be auto, raw, lz4 or zstd, got {encoding!r}")
+            raise ValueError(f"encoding must be auto, raw, sparse, lz4 or zstd, got {encoding!r}")
         self.out_dir = Path(out_dir)
         self.codec, self.quality = codec, quality
         self.shard_rows, self.zstd = shard_rows, pa.Codec("zstd", compression_level=zstd_level)
@@ -106,8 +153,7 @@ class LatentShardWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._rows: list[dict[str, Any]] = []
         self._pending_keys: list[str] = []
-        self._pending_enc: list[int] = []
-        self._pending_data: list[bytes] = []
+        self._pending: list[Encoded] = []
         self._keys: set[str] = set()
         self._manifest: dict[str, dict[str, Any]] = {}
         self.stored_bytes = 0
@@ -123,15 +169,17 @@ class LatentShardWriter:
         if exc_type is None:
             self.close()
 
-    def _encode(self, raw: bytes, bitstream_bytes: float | None) -> tuple[int, bytes]:
+    def _encode(self, latent: np.ndarray, bitstream_bytes: float | None) -> Encoded:
         if self.encoding == "raw":
-            return RAW, raw
+            return RAW, latent.tobytes(), 0, 0, 0
+        if self.encoding == "sparse":
+            return sparse_encode(latent.reshape(-1))
         if self.encoding == "lz4":
-            return LZ4, self.lz4.compress(raw, asbytes=True)
+            return LZ4, self.lz4.compress(latent.tobytes(), asbytes=True), 0, 0, 0
         if self.encoding == "zstd":
-            return ZSTD, self.zstd.compress(raw, asbytes=True)
+            return ZSTD, self.zstd.compress(latent.tobytes(), asbytes=True), 0, 0, 0
         budget = None if bitstream_bytes is None else self.max_ratio * bitstream_bytes
-        return choose_encoding(raw, budget, self.lz4, self.zstd)
+        return choose_encoding(latent, budget, self.lz4, self.zstd)
 
     def add(self, key: str, latent: np.ndarray, *, image_id: str, identity: str = "", bpp: float = float("nan"),
             label: int = -1, split: str = "", variant: int = 0, bitstream_bytes: int | None = None) -> None:  # fmt: skip
@@ -141,21 +189,19 @@ class LatentShardWriter:
         if not np.issubdtype(latent.dtype, np.integer):
             raise ShardError(f"{key}: latents must be integers (ŷ), got {latent.dtype}")
         dt = narrowest_int(latent)
-        raw = np.ascontiguousarray(latent, dtype=dt).tobytes()
         if bitstream_bytes is None and math.isfinite(bpp) and bpp > 0:
             bitstream_bytes = bpp * self.bpp_pixels / 8
-        enc, blob = self._encode(raw, bitstream_bytes)
+        encoded = self._encode(np.ascontiguousarray(latent, dtype=dt), bitstream_bytes)
         self._keys.add(key)
         shard = self._shard_name(len(self._manifest))
         self._rows.append(dict(key=key, image_id=image_id, identity=identity, codec=self.codec,
-                               quality=self.quality, shard=shard, row=len(self._pending_keys),
+                               quality=self.quality, shard=shard, row=len(self._pending),
                                shape=list(latent.shape), dtype=dt.name, bpp=bpp, label=label,
                                split=split, variant=variant))  # fmt: skip
         self._pending_keys.append(key)
-        self._pending_enc.append(enc)
-        self._pending_data.append(blob)
-        self.encoding_counts[next(n for n, v in ENCODINGS.items() if v == enc)] += 1
-        if len(self._pending_keys) >= self.shard_rows:
+        self._pending.append(encoded)
+        self.encoding_counts[_ENC_NAME[encoded[0]]] += 1
+        if len(self._pending) >= self.shard_rows:
             self._flush()
 
     @staticmethod
@@ -166,8 +212,11 @@ class LatentShardWriter:
         if not self._pending_keys:
             return
         name = self._shard_name(len(self._manifest))
-        table = pa.table({"key": self._pending_keys, "enc": pa.array(self._pending_enc, pa.int8()),
-                          "data": pa.array(self._pending_data, pa.binary())}, schema=_SHARD_SCHEMA)  # fmt: skip
+        enc, data, n_minus, n_plus, nnz = zip(*self._pending)
+        table = pa.table({"key": self._pending_keys, "enc": pa.array(enc, pa.int8()),
+                          "n_minus": pa.array(n_minus, pa.int32()), "n_plus": pa.array(n_plus, pa.int32()),
+                          "nnz": pa.array(nnz, pa.int32()), "data": pa.array(data, pa.binary())},
+                         schema=_SHARD_SCHEMA)  # fmt: skip
         target = self.out_dir / name
         with atomic_path(target) as tmp:
             with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, _SHARD_SCHEMA) as w:
@@ -175,7 +224,7 @@ class LatentShardWriter:
         size = target.stat().st_size
         self._manifest[name] = {"rows": len(self._pending_keys), "sha256": sha256_file(target), "bytes": size}
         self.stored_bytes += size
-        self._pending_keys, self._pending_enc, self._pending_data = [], [], []
+        self._pending_keys, self._pending = [], []
 
     def close(self) -> Path:
         """Flush the last shard and write ``index.parquet`` atomically; return its path."""
@@ -190,7 +239,10 @@ class LatentShardWriter:
 
 
 class _Shard:
-    """A memory-mapped shard: per-row encodings and zero-copy offsets + values of ``data``."""
+    """A memory-mapped shard: per row ``(enc, start, end, s0, s1, k2, nnz)`` into ``mv``, the zero-copy
+    ``data`` values of the mapped file, with ``_SIGNS[s0:s1]`` the row's ±1 values and ``k2`` their
+    count. The row records are packed in ``rowbuf`` (7 x int64, read with one ``struct.unpack_from``:
+    one cache line per random read instead of a tuple and its seven int objects)."""
 
     def __init__(self, path: Path, expect: dict[str, Any] | None, n_index_rows: int, verify: str) -> None:
         if not path.is_file():
@@ -205,29 +257,49 @@ class _Shard:
         if (expect is not None and n != expect["rows"]) or n != n_index_rows:
             raise ShardError(f"{path}: {n} rows, but the index lists {n_index_rows} (manifest: "
                              f"{expect['rows'] if expect else '?'}); rebuild the shard set")  # fmt: skip
+        self.path = path
         data = self.table.column("data").combine_chunks()
         self.keys = self.table.column("key")
-        # shards written before the enc column hold zstd values only
         names = self.table.schema.names
-        enc = self.table.column("enc").to_numpy() if "enc" in names else np.full(n, ZSTD, np.int8)
-        if n and (enc.min() < RAW or enc.max() > ZSTD):
-            raise ShardError(f"{path}: unknown encoding {int(enc.max())} in the enc column; rebuild the shard set")
+
+        def col(name: str, default: int) -> np.ndarray:  # older shards lack enc (all zstd) / the counts
+            return self.table.column(name).to_numpy().astype(np.int64) if name in names else np.full(n, default)
+
+        self.enc = col("enc", ZSTD)
+        if n and (self.enc.min() < RAW or self.enc.max() > SPARSE):
+            raise ShardError(f"{path}: unknown encoding {int(self.enc.max())} in the enc column; rebuild the shard set")
         _, offsets, values = data.buffers()
-        off = np.frombuffer(offsets, dtype=np.int32, count=n + 1, offset=data.offset * 4)
-        # Python lists: scalar indexing of a list is ~10x cheaper than of a numpy array (hot path)
-        self.enc: list[int] = enc.tolist()
-        self.start: list[int] = off[:-1].tolist()
-        self.end: list[int] = off[1:].tolist()
-        self.values = values if values is not None else pa.py_buffer(b"")
+        off = np.frombuffer(offsets, dtype=np.int32, count=n + 1, offset=data.offset * 4).astype(np.int64)
+        self.size = np.diff(off)
+        self.counts = np.stack([col("n_minus", 0), col("n_plus", 0), col("nnz", 0)])
+        n_minus, n_plus, nnz = self.counts
+        m = SPARSE_MAX_VALUES
+        self.rowbuf = np.stack([self.enc, off[:-1], off[1:], m - n_minus, m + n_plus, n_minus + n_plus, nnz],
+                               axis=1).astype("<i8").tobytes()  # fmt: skip
+        self.mv = memoryview(values if values is not None else pa.py_buffer(b""))
+
+    def check_sizes(self, rows: np.ndarray, nbytes: np.ndarray, itemsize: np.ndarray) -> None:
+        """Every raw / sparse row holds exactly the bytes its indexed shape + dtype (+ counts) need."""
+        enc, size = self.enc[rows], self.size[rows]
+        n_minus, n_plus, nnz = self.counts[:, rows]
+        want = np.where(enc == SPARSE, 2 * nnz + itemsize * (nnz - n_plus - n_minus), nbytes)
+        bad = ((enc == RAW) | (enc == SPARSE)) & (size != want)
+        bad |= (enc == SPARSE) & ((n_plus < 0) | (n_minus < 0) | (n_plus > SPARSE_MAX_VALUES)
+                                  | (n_minus > SPARSE_MAX_VALUES) | (n_plus + n_minus > nnz))  # fmt: skip
+        if bad.any():
+            r = int(rows[np.argmax(bad)])
+            raise ShardError(f"{self.path}: row {r} ({_ENC_NAME[int(self.enc[r])]}) holds {int(self.size[r])} bytes, "
+                             f"not what the index shape/dtype needs; rebuild the shard set")  # fmt: skip
 
 
 class LatentShardReader:
     """Random access to a shard set by key: ``reader.get(key)``, ``reader.read_batch(keys)``.
 
-    ``verify``: ``"rows"`` (default) checks each shard's row count against the index on first use,
-    ``"sha256"`` also hashes it. Shards are opened lazily, so a reader pickles cheaply into
-    DataLoader workers (each worker maps the shards itself). Returned arrays are read-only views
-    (of the mapped shard or of the decompressed buffer): copy before writing into them.
+    ``verify``: ``"rows"`` (default) checks each shard's row count and every row's byte size against
+    the index on first use, ``"sha256"`` also hashes it. Shards are opened lazily, so a reader
+    pickles cheaply into DataLoader workers (each worker maps the shards itself). ``get`` returns a
+    new writable array for sparse / lz4 / zstd rows and a read-only zero-copy view of the mapped
+    shard for raw rows (copy before writing into it); ``read_batch`` always returns a new array.
     """
 
     def __init__(self, index_path: str | os.PathLike[str], verify: Literal["rows", "sha256"] = "rows") -> None:
@@ -247,20 +319,26 @@ class LatentShardReader:
         shard_names = self.index.column("shard").to_pylist()
         self._shard_names = sorted(set(shard_names))
         sid = {s: i for i, s in enumerate(self._shard_names)}
-        shard_of = np.array([sid[s] for s in shard_names], dtype=np.int32)
-        self._counts = np.bincount(shard_of, minlength=len(self._shard_names)) if keys else np.zeros(0, int)
-        self._shard_of: list[int] = shard_of.tolist()
-        self._row: list[int] = self.index.column("row").to_pylist()
-        # per row (dtype, shape, byte count), shared objects for the few distinct combinations
-        kinds: dict[tuple[str, tuple[int, ...]], tuple[np.dtype, tuple[int, ...], int, int]] = {}
-        self._kind: list[tuple[np.dtype, tuple[int, ...], int, int]] = []
+        self._shard_of = np.array([sid[s] for s in shard_names], dtype=np.int64)
+        self._counts = np.bincount(self._shard_of, minlength=len(self._shard_names)) if keys else np.zeros(0, int)
+        self._row = self.index.column("row").to_numpy().astype(np.int64)
+        # (dtype, shape, value count, ±1 constants) of the few distinct combinations, and per row its id
+        kind_id: dict[tuple[str, tuple[int, ...]], int] = {}
+        self._kinds: list[_Kind] = []
+        ids = []
         for d, s in zip(self.index.column("dtype").to_pylist(), self.index.column("shape").to_pylist()):
             k = (d, tuple(s))
-            if k not in kinds:
+            if k not in kind_id:
                 dt = np.dtype(d)
-                count = int(np.prod(k[1], dtype=np.int64))
-                kinds[k] = (dt, k[1], count, count * dt.itemsize)
-            self._kind.append(kinds[k])
+                if dt not in _SIGNS:
+                    raise ShardError(f"{self.index_path}: latent dtype {d!r} is not int8/int16/int32")
+                kind_id[k] = len(self._kinds)
+                self._kinds.append((dt, k[1], int(np.prod(k[1], dtype=np.int64)), _SIGNS[dt]))
+            ids.append(kind_id[k])
+        self._kind_id = np.array(ids, dtype=np.int64)
+        # per index row (shard id, row, kind id) packed: one struct read per lookup (see _Shard)
+        self._n = len(keys)
+        self._loc = np.stack([self._shard_of, self._row, self._kind_id], axis=1).astype("<i4").tobytes()
         for name in set(self.manifest) ^ set(self._shard_names):
             raise ShardError(f"{self.root / name}: shard in the manifest xor the index rows; rebuild the shard set")
         self._open: dict[int, _Shard] = {}
@@ -283,32 +361,44 @@ class LatentShardReader:
         if sh is None:
             name = self._shard_names[sid]
             sh = _Shard(self.root / name, self.manifest.get(name), int(self._counts[sid]), self.verify)
+            mine = np.flatnonzero(self._shard_of == sid)
+            if mine.size and (self._row[mine].min() < 0 or self._row[mine].max() >= len(sh.enc)):
+                raise ShardError(f"{sh.path}: the index points at rows outside the shard; rebuild the shard set")
+            itemsize = np.array([k[0].itemsize for k in self._kinds], dtype=np.int64)[self._kind_id[mine]]
+            count = np.array([k[2] for k in self._kinds], dtype=np.int64)[self._kind_id[mine]]
+            sh.check_sizes(self._row[mine], count * itemsize, itemsize)
             self._open[sid] = sh
         return sh
 
-    def get_row(self, i: int) -> np.ndarray:
-        """The latent of index row ``i`` (read-only array)."""
-        sid = self._shard_of[i]
-        sh = self._open.get(sid) or self._shard(sid)
-        r = self._row[i]
-        dt, shape, count, nbytes = self._kind[i]
-        a = sh.start[r]
-        n = sh.end[r] - a
-        enc = sh.enc[r]
-        if enc == RAW and n == nbytes:
-            return np.frombuffer(sh.values, dtype=dt, count=count, offset=a).reshape(shape)
-        return self._decode(sid, sh, r, enc, a, n, dt, shape, count, nbytes)
+    def _bad_row(self, sh: _Shard, r: int, dt: np.dtype, shape: tuple[int, ...], err: Exception) -> ShardError:
+        return ShardError(f"{sh.path}: row {r} does not decode to {shape} {dt.name} ({err}); rebuild the shard set")
 
-    def _decode(self, sid: int, sh: _Shard, r: int, enc: int, a: int, n: int, dt: np.dtype,
-                shape: tuple[int, ...], count: int, nbytes: int) -> np.ndarray:  # fmt: skip
-        where = f"{self.root / self._shard_names[sid]}: row {r}"
+    def get_row(self, i: int) -> np.ndarray:
+        """The latent of index row ``i`` (see the class doc for which results are views)."""
+        if not 0 <= i < self._n:
+            raise IndexError(f"row {i} out of range for {self.index_path} ({self._n} rows)")
+        sid, r, kid = _LOC.unpack_from(self._loc, 12 * i)
+        sh = self._open.get(sid) or self._shard(sid)
+        enc, a, b, s0, s1, k2, k = _ROW.unpack_from(sh.rowbuf, 56 * r)
+        dt, shape, count, signs = self._kinds[kid]
+        if enc == SPARSE:
+            mv = sh.mv
+            p = _frombuffer(mv, _POS, k, a).astype(_INTP)
+            out = _zeros(count, dt)
+            try:
+                out[p[:k2]] = signs[s0:s1]
+                if k != k2:
+                    out[p[k2:]] = _frombuffer(mv, dt, k - k2, a + 2 * k)
+            except IndexError as err:
+                raise self._bad_row(sh, r, dt, shape, err) from None
+            return out.reshape(shape)
         if enc == RAW:
-            raise ShardError(f"{where} holds {n} bytes, the index says {shape} {dt.name}; rebuild the shard set")
+            return _frombuffer(sh.mv, dt, count, a).reshape(shape)
         try:
-            raw = _CODECS[enc].decompress(sh.values.slice(a, n), decompressed_size=nbytes)
+            raw = _CODECS[enc].decompress(sh.mv[a:b], decompressed_size=count * dt.itemsize)
         except (OSError, pa.ArrowException) as err:
-            raise ShardError(f"{where} does not decompress to {shape} {dt.name} ({err}); rebuild the shard set") from None
-        return np.frombuffer(raw, dtype=dt, count=count).reshape(shape)
+            raise self._bad_row(sh, r, dt, shape, err) from None
+        return _frombuffer(raw, dt, count).reshape(shape)
 
     def position(self, key: str) -> int:
         try:
@@ -317,27 +407,71 @@ class LatentShardReader:
             raise KeyError(f"latent key {key!r} not in {self.index_path}") from None
 
     def get(self, key: str) -> np.ndarray:
-        """One latent (e.g. N x 14 x 14) by key."""
-        return self.get_row(self.position(key))
+        """One latent (e.g. N x 14 x 14) by key (the sparse path of :meth:`get_row` inlined: hot path)."""
+        i = self._pos.get(key)
+        if i is None:
+            raise KeyError(f"latent key {key!r} not in {self.index_path}")
+        sid, r, kid = _LOC.unpack_from(self._loc, 12 * i)
+        try:
+            sh = self._open[sid]
+        except KeyError:
+            sh = self._shard(sid)
+        enc, a, _, s0, s1, k2, k = _ROW.unpack_from(sh.rowbuf, 56 * r)
+        if enc != SPARSE:
+            return self.get_row(i)
+        dt, shape, count, signs = self._kinds[kid]
+        mv = sh.mv
+        p = _frombuffer(mv, _POS, k, a).astype(_INTP)
+        out = _zeros(count, dt)
+        try:
+            out[p[:k2]] = signs[s0:s1]
+            if k != k2:
+                out[p[k2:]] = _frombuffer(mv, dt, k - k2, a + 2 * k)
+        except IndexError as err:
+            raise self._bad_row(sh, r, dt, shape, err) from None
+        return out.reshape(shape)
 
     def read_rows(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """Stack latents of index rows into a new writable (B, ...) array in the widest stored dtype.
 
-        Rows are read in shard order (each shard's mapped pages are touched together) and written
-        straight into the output, one copy per latent.
+        One zeroed output; rows are visited in index order (= shard order for sets written by
+        :class:`LatentShardWriter`, so each shard's mapped pages are touched together) and decoded
+        straight into their slot: sparse rows are scattered into it, raw and
+        decompressed rows copied once.
         """
         rows = [int(i) for i in rows]
         if not rows:
             return np.zeros((0,), dtype=np.int8)
-        kinds = {self._kind[i] for i in rows}
+        kind_ids = self._kind_id[rows]
+        kinds = [self._kinds[k] for k in np.unique(kind_ids).tolist()]
         shapes = {k[1] for k in kinds}
         if len(shapes) > 1:
             raise ShardError(f"{self.index_path}: read_batch over latents of different shapes {sorted(shapes)}")
+        shape = shapes.pop()
         dt = max((k[0] for k in kinds), key=lambda d: d.itemsize)
-        out = np.empty((len(rows), *shapes.pop()), dtype=dt)
-        for j in sorted(range(len(rows)), key=lambda j: (self._shard_of[rows[j]], self._row[rows[j]])):
-            out[j] = self.get_row(rows[j])
-        return out
+        out = np.zeros((len(rows), kinds[0][2]), dtype=dt)
+        opened, frombuffer, pos, intp, signs = self._open, _frombuffer, _POS, _INTP, _SIGNS[dt]
+        loc, all_kinds = self._loc, self._kinds
+        for j in sorted(range(len(rows)), key=rows.__getitem__):
+            i = rows[j]
+            sid, r, kid = _LOC.unpack_from(loc, 12 * i)
+            sh = opened.get(sid) or self._shard(sid)
+            enc, a, b, s0, s1, k2, k = _ROW.unpack_from(sh.rowbuf, 56 * r)
+            rdt, _, count, _ = all_kinds[kid]
+            o = out[j]
+            if enc == SPARSE:
+                p = frombuffer(sh.mv, pos, k, a).astype(intp)
+                try:
+                    o[p[:k2]] = signs[s0:s1]
+                    if k != k2:
+                        o[p[k2:]] = frombuffer(sh.mv, rdt, k - k2, a + 2 * k)
+                except IndexError as err:
+                    raise self._bad_row(sh, r, rdt, shape, err) from None
+            elif enc == RAW:
+                o[:] = frombuffer(sh.mv, rdt, count, a)
+            else:
+                o[:] = self.get_row(i).reshape(-1)
+        return out.reshape(len(rows), *shape)
 
     def read_batch(self, keys: Iterable[str]) -> np.ndarray:
         """Latents of ``keys`` stacked into (B, N, 14, 14)."""
@@ -349,10 +483,10 @@ class LatentShardReader:
         return self.read_rows(rows)
 
     def encodings(self) -> dict[str, int]:
-        """How many rows are stored raw / lz4 / zstd (opens every shard)."""
-        counts = np.zeros(3, dtype=np.int64)
+        """How many rows are stored raw / sparse / lz4 / zstd (opens every shard)."""
+        counts = np.zeros(len(ENCODINGS), dtype=np.int64)
         for sid in range(len(self._shard_names)):
-            counts += np.bincount(np.asarray(self._shard(sid).enc, dtype=np.int64), minlength=3)
+            counts += np.bincount(self._shard(sid).enc, minlength=len(ENCODINGS))
         return {name: int(counts[v]) for name, v in ENCODINGS.items()}
 
     def verify_all(self) -> None:
@@ -360,11 +494,11 @@ class LatentShardReader:
         keys = self.index.column("key").to_pylist()
         for sid, name in enumerate(self._shard_names):
             stored = self._shard(sid).keys.to_pylist()
-            for i in np.flatnonzero(np.asarray(self._shard_of) == sid):
-                if stored[self._row[i]] != keys[i]:
-                    raise ShardError(f"{self.root / name}: row {self._row[i]} holds {stored[self._row[i]]!r}, "
-                                     f"index says {keys[i]!r}")  # fmt: skip
-                self.get_row(int(i))
+            for i in np.flatnonzero(self._shard_of == sid).tolist():
+                r = int(self._row[i])
+                if stored[r] != keys[i]:
+                    raise ShardError(f"{self.root / name}: row {r} holds {stored[r]!r}, index says {keys[i]!r}")
+                self.get_row(i)
 
 
 class LatentDataset:
