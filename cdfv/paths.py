@@ -26,7 +26,7 @@ VGGFACE2_INTERIM = INTERIM / "vggface2"
 VGGFACE2_PNG = VGGFACE2_INTERIM / "png"
 VGGFACE2_IMAGES = VGGFACE2_INTERIM / "images.parquet"
 
-# detect_lfw / align_lfw (engineer "detect")
+# --- detect_lfw / align_lfw (issue 3) ---
 LFW_DETECTIONS = LFW_INTERIM / "detections.parquet"
 LFW_FACES = LFW_INTERIM / "faces.parquet"
 LFW_FACES_DIR = LFW_INTERIM / "faces"  # <image_id>.png, 224x224 RGB aligned faces
@@ -34,7 +34,7 @@ DETECT_LFW_METRICS = METRICS / "detect_lfw.json"
 ALIGN_LFW_METRICS = METRICS / "align_lfw.json"
 ALIGN_CONTACT_SHEET = FIGURES / "align_contact_sheet.png"
 
-# Models, training and complexity (engineer "train")
+# --- models, training and complexity (issue 5) ---
 MODELS = Path("models")
 RESNET50_DIR = MODELS / "resnet50"
 CRESNET39_DIR = MODELS / "cresnet39"
@@ -85,8 +85,7 @@ def rate_json(codec: str) -> Path:
     """Rate summary of one codec for ``dvc metrics diff``."""
     return RATE_METRICS / f"{codec}.json"
 
-# Evaluation (engineer "eval")
-LFW_PROCESSED = PROCESSED / "lfw"
+# --- evaluation (issue 6) ------------------------------------------------------------------------
 EVAL_METRICS = METRICS / "eval"
 ROC_PLOTS = PLOTS / "roc"
 RATE_METRIC_PLOTS = PLOTS / "rate_metric"
@@ -99,7 +98,7 @@ def eval_dir(model: str) -> Path:
     return LFW_PROCESSED / "eval" / model
 
 
-# Pipeline B1, thesis ch. 5 "decode then crop": whole-image codec -> decode -> crop -> align
+# --- pipeline B1, thesis ch. 5 "decode then crop": whole-image codec -> decode -> crop -> align
 LFW_FULL = PROCESSED / "lfw_full"
 RATE_FULL_METRICS = METRICS / "rate_full"
 

@@ -41,7 +41,7 @@ VGGFACE2_IMAGES = pa.schema(
     ]
 )
 
-# --- detect_lfw / align_lfw (engineer "detect") ---------------------------------------------
+# --- detect_lfw / align_lfw (issue 3) ---------------------------------------------
 _LANDMARKS = [
     f"{n}_{a}" for n in ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left") for a in ("x", "y")
 ]
