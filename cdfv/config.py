@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -259,15 +260,32 @@ _DEVICE = r"^(auto|cpu|cuda(:\d+)?)$"
 PAPER_LEARNED_CODECS = ["Balle2018_mse_Q1", "Balle2018_mse_Q3", "Balle2018_mse_Q6", "Balle2018_mse_Q8"]
 
 
-def _hyperprior_codecs(names: list[str]) -> list[str]:
-    from cdfv.codecs.names import parse_codec_name
+def codec_list(check: Callable[[Any], str | None] | None = None) -> AfterValidator:
+    """A validator for a list of codec names: each must parse (registry grammar), pass ``check``
+    (returns an error message or None) and appear once."""
 
-    for name in names:
-        if parse_codec_name(name).architecture != "bmshj2018-hyperprior":
-            raise ValueError(f"{name}: cResNet39 / decoded anchors need a Balle2018 (hyperprior) codec")
-    if len(set(names)) != len(names):
-        raise ValueError("duplicate codec names")
-    return names
+    def validate(names: list[str]) -> list[str]:
+        from cdfv.codecs.names import parse_codec_name
+
+        for name in names:
+            spec = parse_codec_name(name)
+            problem = check(spec) if check else None
+            if problem:
+                raise ValueError(f"{name}: {problem}")
+        if len(set(names)) != len(names):
+            raise ValueError("duplicate codec names")
+        return names
+
+    return AfterValidator(validate)
+
+
+_hyperprior_codecs = codec_list(
+    lambda c: None if c.architecture == "bmshj2018-hyperprior" else "cResNet39 / decoded anchors need a Balle2018 (hyperprior) codec"
+)
+_learned_codecs = codec_list(
+    lambda c: None if c.family == "learned" else "pipeline B1 (decode then crop, thesis ch. 5) takes learned codecs only"
+)
+_codec_names = codec_list()
 
 
 class Phase1Params(_Strict):
@@ -313,7 +331,7 @@ class ResNet50TrainParams(_Strict):
 
 
 class CResNet39TrainParams(_Strict):
-    codecs: Annotated[list[str], AfterValidator(_hyperprior_codecs)] = Field(
+    codecs: Annotated[list[str], _hyperprior_codecs] = Field(
         default_factory=lambda: list(PAPER_LEARNED_CODECS), description="train_cresnet39@<codec> matrix"
     )
     latents: Literal["shards", "online"] = Field(
@@ -355,7 +373,7 @@ class TrainParams(_Strict):
 class ComplexityParams(_Strict):
     """Stage ``complexity``: MACs, kMAC/px, params and timing of every Table-7 model."""
 
-    codecs: Annotated[list[str], AfterValidator(_hyperprior_codecs)] = Field(
+    codecs: Annotated[list[str], _hyperprior_codecs] = Field(
         default_factory=lambda: list(PAPER_LEARNED_CODECS)
     )
     device: str = Field("auto", pattern=_DEVICE)
@@ -374,16 +392,6 @@ PAPER_CONVENTIONAL_CODECS = [
 ]
 
 
-def _codec_names(names: list[str]) -> list[str]:
-    from cdfv.codecs.names import parse_codec_name
-
-    for n in names:
-        parse_codec_name(n)
-    if len(set(names)) != len(names):
-        raise ValueError("duplicate codec names")
-    return names
-
-
 #: Thesis ch. 5 decoded anchors (pipeline B1, "decode then crop"): every CompressAI zoo point of
 #: Ballé 2018 (q1-8) and Cheng 2020 (q1-6), MSE and MS-SSIM, evaluated with ResNet50.
 PAPER_B1_CODECS = [
@@ -392,38 +400,27 @@ PAPER_B1_CODECS = [
 ]
 
 
-def _learned_codecs(names: list[str]) -> list[str]:
-    from cdfv.codecs.names import parse_codec_name
-
-    for name in names:
-        if parse_codec_name(name).family != "learned":
-            raise ValueError(f"{name}: pipeline B1 (decode then crop, thesis ch. 5) takes learned codecs only")
-    if len(set(names)) != len(names):
-        raise ValueError("duplicate codec names")
-    return names
-
-
 class EvalParams(_Strict):
     """LFW verification (stages ``eval_lfw_*`` and ``report``; spec §0, §8)."""
 
     # pipeline B2 (probe decoded, reference original): codecs per recogniser
-    resnet50_decoded: Annotated[list[str], AfterValidator(_codec_names)] = Field(
+    resnet50_decoded: Annotated[list[str], _codec_names] = Field(
         default_factory=lambda: [*PAPER_LEARNED_CODECS, *PAPER_CONVENTIONAL_CODECS]
     )
-    dlib_decoded: Annotated[list[str], AfterValidator(_codec_names)] = Field(default_factory=list)
+    dlib_decoded: Annotated[list[str], _codec_names] = Field(default_factory=list)
     # pipeline C (latents of both images): learned codecs with a trained cResNet39
-    cresnet39: Annotated[list[str], AfterValidator(_hyperprior_codecs)] = Field(
+    cresnet39: Annotated[list[str], _hyperprior_codecs] = Field(
         default_factory=lambda: list(PAPER_LEARNED_CODECS)
     )
     # pipeline B1 (thesis ch. 5, decode then crop): whole 250^2 images through a learned codec
     # (encode_lfw_full@<codec>, align_lfw_full@<codec>); the recogniser lists must be subsets of b1_codecs
-    b1_codecs: Annotated[list[str], AfterValidator(_learned_codecs)] = Field(
+    b1_codecs: Annotated[list[str], _learned_codecs] = Field(
         default_factory=lambda: list(PAPER_B1_CODECS), description="encode_lfw_full / align_lfw_full matrix"
     )
-    resnet50_b1: Annotated[list[str], AfterValidator(_learned_codecs)] = Field(
+    resnet50_b1: Annotated[list[str], _learned_codecs] = Field(
         default_factory=lambda: list(PAPER_B1_CODECS)
     )
-    dlib_b1: Annotated[list[str], AfterValidator(_learned_codecs)] = Field(default_factory=list)
+    dlib_b1: Annotated[list[str], _learned_codecs] = Field(default_factory=list)
     tar_rule: Literal["floor", "linear"] = Field("floor", description="TAR@FAR rule, see cdfv/evaluate/metrics.py")
     rate_denominator: Literal[224, 256] = Field(256, description="bpp over the 256^2 codec input or the 224^2 face")
     batch_size: int = Field(64, ge=1)

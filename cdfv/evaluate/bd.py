@@ -63,6 +63,20 @@ def _overlap(a: np.ndarray, b: np.ndarray, what: str) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _curves(
+    anchor_rate: Sequence[float],
+    anchor_metric: Sequence[float],
+    test_rate: Sequence[float],
+    test_metric: Sequence[float],
+    method: BdMethod,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(log-rate, metric) of both curves, checked for the points ``method`` needs."""
+    need = 4 if method == "cubic" else 2
+    la, ma = _prepare(anchor_rate, anchor_metric, "anchor", need)
+    lt, mt = _prepare(test_rate, test_metric, "test", need)
+    return la, ma, lt, mt
+
+
 def bd_rate(
     anchor_rate: Sequence[float],
     anchor_metric: Sequence[float],
@@ -71,9 +85,7 @@ def bd_rate(
     method: BdMethod = "cubic",
 ) -> float:
     """BD-rate of ``test`` relative to ``anchor`` in percent (negative = fewer bits)."""
-    need = 4 if method == "cubic" else 2
-    la, ma = _prepare(anchor_rate, anchor_metric, "anchor", need)
-    lt, mt = _prepare(test_rate, test_metric, "test", need)
+    la, ma, lt, mt = _curves(anchor_rate, anchor_metric, test_rate, test_metric, method)
     lo, hi = _overlap(ma, mt, "metric")
     ia = _integral(ma, la, lo, hi, method, "anchor")
     it = _integral(mt, lt, lo, hi, method, "test")
@@ -88,9 +100,7 @@ def bd_metric(
     method: BdMethod = "cubic",
 ) -> float:
     """BD-metric of ``test`` relative to ``anchor`` (same unit as the metric; positive = better)."""
-    need = 4 if method == "cubic" else 2
-    la, ma = _prepare(anchor_rate, anchor_metric, "anchor", need)
-    lt, mt = _prepare(test_rate, test_metric, "test", need)
+    la, ma, lt, mt = _curves(anchor_rate, anchor_metric, test_rate, test_metric, method)
     lo, hi = _overlap(la, lt, "log-rate")
     ia = _integral(la, ma, lo, hi, method, "anchor")
     it = _integral(lt, mt, lo, hi, method, "test")
