@@ -34,7 +34,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         node[parts[-1]] = yaml.safe_load(value)
-    return {k: v for k, v in out.items()}
+    return out
 
 
 def _absolutise(node: Any, base: Path) -> Any:

@@ -130,6 +130,14 @@ def rate_metric_csv(points: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def _attempt(fn: Any, args: tuple[Any, ...], method: str) -> tuple[float | None, str]:
+    """``(fn(*args), "")``, or ``(None, reason)`` when the curves admit no Bjøntegaard delta."""
+    try:
+        return fn(*args, method=method), ""
+    except (BdError, ValueError, FloatingPointError) as err:
+        return None, str(err)
+
+
 def bd_rows(
     results: Sequence[dict[str, Any]], anchor: str, metric: str = "tar_far_1e-3", method: BdMethod = "cubic"
 ) -> list[tuple[str, str, float | None, float | None, str]]:
@@ -143,18 +151,8 @@ def bd_rows(
         if name == anchor:
             continue
         args = ([p["bpp"] for p in a], [p[metric] for p in a], [p["bpp"] for p in pts], [p[metric] for p in pts])
-        try:
-            rate: float | None = bd_rate(*args, method=method)
-        except (BdError, ValueError, FloatingPointError) as err:
-            rate, note_r = None, str(err)
-        else:
-            note_r = ""
-        try:
-            met: float | None = bd_metric(*args, method=method)
-        except (BdError, ValueError, FloatingPointError) as err:
-            met, note_m = None, str(err)
-        else:
-            note_m = ""
+        rate, note_r = _attempt(bd_rate, args, method)
+        met, note_m = _attempt(bd_metric, args, method)
         notes = dict.fromkeys(n for n in (note_r, note_m) if n)  # same cause for both: say it once
         rows.append((anchor, name, rate, met, "; ".join(notes)))
     return rows

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 import yaml
@@ -64,12 +65,17 @@ def prefect_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             time.sleep(0.5)
         yield env
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        _stop(server, log)
+
+
+def _stop(proc: subprocess.Popen[Any], log: IO[Any]) -> None:
+    """Terminate a background process (kill after 20 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
 
 
 def _prefect(env: dict[str, str], *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -127,12 +133,7 @@ def test_eval_lfw_deployment_on_real_prefect_server(prefect_env: dict[str, str],
         art = _prefect(prefect_env, "artifact", "inspect", "eval-lfw-metrics").stdout
         assert "Dlib_Original_Anchor" in art and "TAR@FAR=1e-3" in art
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        worker_log.close()
+        _stop(worker, worker_log)
 
 
 def test_metrics_diff_after_changing_one_smoke_param(dvc_workspace) -> None:
