@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cdfv.align import centre_crop, codec_input
-from cdfv.codecs import get_codec
+from cdfv.align.views import centre_crop
+from cdfv.encode.border import codec_input
+from cdfv.codecs.registry import get_codec
 from cdfv.codecs.hevc import HevcCodec
 from cdfv.config import EncodeParams
 from cdfv.io import encode_png, read_rgb

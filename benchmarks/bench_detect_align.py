@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cdfv.align import align_face
+from cdfv.align.geometry import align_face
 from cdfv.detect.dlib_backend import DlibDetector
 from cdfv.detect.heuristic import choose_face
 from cdfv.io import read_rgb

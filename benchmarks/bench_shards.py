@@ -44,7 +44,7 @@ Q1_BPP, PIXELS = 0.10, 256 * 256
 
 def dense_latents(gain: float, pretrained: bool) -> tuple[list[np.ndarray], np.ndarray]:
     """Real ŷ crops of the lfw-mini faces and their real bitstream bytes."""
-    from cdfv.codecs import get_codec
+    from cdfv.codecs.registry import get_codec
     from cdfv.config import EncodeParams, LearnedSettings
 
     settings = LearnedSettings(pretrained=pretrained, untrained_gain=1.0 if pretrained else gain, device="cpu")

@@ -76,7 +76,7 @@ def detect_lfw(params: ParamsOpt = Path("params.yaml")) -> None:
 @friendly
 def align_lfw(params: ParamsOpt = Path("params.yaml")) -> None:
     """Crop, level the eyes, additive-resize and pad every LFW face to 224x224 (+ contact sheet)."""
-    from cdfv.align_stage import run_align_lfw
+    from cdfv.align.stage import run_align_lfw
 
     m = run_align_lfw(load_params(params))
     typer.echo(f"align_lfw: {m['aligned']} faces aligned ({m['no_face_fallback']} from the no-face fallback)")
@@ -90,7 +90,7 @@ def encode_lfw(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Encode + decode every aligned LFW face with one codec (bitstreams, decoded faces, bpp/PSNR/MS-SSIM)."""
-    from cdfv.encode import run_encode_lfw
+    from cdfv.encode.stage import run_encode_lfw
 
     s = run_encode_lfw(load_params(params), codec)
     a = s["all"]
@@ -104,7 +104,7 @@ def latents_vggface2(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Latent shards (entropy-decoded ŷ, 14x14 crops) of every VGGFace2 image x variant for cResNet39."""
-    from cdfv.encode import run_latents_vggface2
+    from cdfv.encode.stage import run_latents_vggface2
 
     s = run_latents_vggface2(load_params(params), codec)
     typer.echo(f"latents_vggface2 {codec}: {s['latents']} latents, storage/bitstream {s['storage_vs_bitstream']:.2f}")
@@ -114,7 +114,7 @@ def latents_vggface2(
 @friendly
 def rd_report(params: ParamsOpt = Path("params.yaml")) -> None:
     """RD curves per codec series (dvc plots) and Bjøntegaard deltas vs encode.report.anchor."""
-    from cdfv.encode import run_rd_report
+    from cdfv.rd.stage import run_rd_report
 
     m = run_rd_report(load_params(params))
     typer.echo(f"rd_report: {m['points']} points, anchor {m['anchor']}")
@@ -127,7 +127,7 @@ def encode_lfw_full(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Pipeline B1 (thesis ch. 5): whole 250^2 probe images padded to 256 -> codec -> decode -> crop to 250."""
-    from cdfv.decode_then_crop import run_encode_lfw_full
+    from cdfv.encode.stage import run_encode_lfw_full
 
     s = run_encode_lfw_full(load_params(params), codec)
     p = s["probes"]
@@ -141,7 +141,7 @@ def align_lfw_full(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Pipeline B1: align the decoded whole images with the detections of the ORIGINAL images."""
-    from cdfv.decode_then_crop import run_align_lfw_full
+    from cdfv.align.stage import run_align_lfw_full
 
     m = run_align_lfw_full(load_params(params), codec)
     typer.echo(f"align_lfw_full {codec}: {m['faces']} faces aligned ({m['no_face_fallback']} from the no-face fallback)")

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cdfv.codecs.names import Family, parse_codec_name
 from cdfv.errors import CdfvError
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -137,7 +138,7 @@ class AlignParams(_Strict):
 class CodecEntry(_Strict):
     """One codec x quality point of ``codecs:`` (key = the paper's name, e.g. ``JPEG2000_mse_Q3``)."""
 
-    family: Literal["jpeg", "jpeg2000", "hevc", "learned"]
+    family: Family
     target_bpp: float | None = Field(
         None, gt=0, description="jpeg2000 only: bits per 256^2 codec-input pixel; null = the Ballé rate of Q<k>"
     )
@@ -178,7 +179,9 @@ class Jpeg2000Settings(_Strict):
 class HevcSettings(_Strict):
     """ffmpeg + libx265, all-intra, constant QP; colour conversion done in numpy (BT.601 full range)."""
 
-    pix_fmt: Literal["yuv444p", "yuv420p"] = "yuv444p"
+    pix_fmt: Literal["yuv444p", "yuv420p"] = Field(
+        "yuv420p", description="HM's common test conditions (the thesis' HEVC) code 4:2:0; HEVC_444_QP<qp> names fix 4:4:4"
+    )
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
     ] = "medium"
@@ -240,15 +243,13 @@ class EncodeParams(_Strict):
 
 def _validate_codecs(codecs: dict[str, CodecEntry]) -> dict[str, CodecEntry]:
     """Keys must parse as codec names whose family matches the entry."""
-    from cdfv.codecs.names import parse_codec_name
-
     for name, entry in codecs.items():
         spec = parse_codec_name(name)
         if spec.family != entry.family:
             raise ValueError(f"{name}: family is {spec.family!r}, not {entry.family!r}")
         if entry.target_bpp is not None and spec.family != "jpeg2000":
             raise ValueError(f"{name}: target_bpp applies to jpeg2000 codecs only")
-        if entry.latents and spec.architecture != "bmshj2018-hyperprior":
+        if entry.latents and not spec.has_latents:
             raise ValueError(f"{name}: latents: true needs a Balle2018 codec")
     return codecs
 
@@ -265,8 +266,6 @@ def codec_list(check: Callable[[Any], str | None] | None = None) -> AfterValidat
     (returns an error message or None) and appear once."""
 
     def validate(names: list[str]) -> list[str]:
-        from cdfv.codecs.names import parse_codec_name
-
         for name in names:
             spec = parse_codec_name(name)
             problem = check(spec) if check else None
@@ -280,7 +279,7 @@ def codec_list(check: Callable[[Any], str | None] | None = None) -> AfterValidat
 
 
 _hyperprior_codecs = codec_list(
-    lambda c: None if c.architecture == "bmshj2018-hyperprior" else "cResNet39 / decoded anchors need a Balle2018 (hyperprior) codec"
+    lambda c: None if c.has_latents else "cResNet39 / decoded anchors need a Balle2018 (hyperprior) codec"
 )
 _learned_codecs = codec_list(
     lambda c: None if c.family == "learned" else "pipeline B1 (decode then crop, thesis ch. 5) takes learned codecs only"
@@ -425,8 +424,17 @@ class EvalParams(_Strict):
     rate_denominator: Literal[224, 256] = Field(256, description="bpp over the 256^2 codec input or the 224^2 face")
     batch_size: int = Field(64, ge=1)
     device: str = Field("auto", pattern=_DEVICE)
+    verify_shards: bool = Field(True, description="pipeline C: hash every LFW latent shard once against its index")
     bd_anchor: str = Field("ResNet50_Balle2018_mse", description="Fig. 4 line the BD deltas are relative to")
     bd_method: Literal["cubic", "pchip"] = "cubic"
+
+    def b1_codec(self, name: str) -> str:
+        """``name`` if pipeline B1 runs it (listed in ``b1_codecs``), else a :class:`ParamsError`."""
+        if name not in self.b1_codecs:
+            raise ParamsError(
+                f"codec {name!r} is not listed in eval.b1_codecs (pipeline B1); listed: {self.b1_codecs or 'none'}"
+            )
+        return name
 
     @model_validator(mode="after")
     def _b1_subsets(self) -> "EvalParams":

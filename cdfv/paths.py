@@ -1,6 +1,8 @@
 """Canonical locations of every stage output (relative to the DVC workspace root).
 
-``dvc.yaml`` spells the same paths; CLI defaults come from here.
+The one home of the project's paths: ``dvc.yaml`` spells the same paths, every stage and flow
+reads them from here. Ordered by data flow: ingestion → detection/alignment → codecs → pipeline B1
+→ rate–distortion → VGGFace2 latents → models → complexity → evaluation.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ REPORTS = Path("reports")
 METRICS = REPORTS / "metrics"
 PLOTS = REPORTS / "plots"
 FIGURES = REPORTS / "figures"
+MODELS = Path("models")
 
+# --- ingestion: LFW (View 2) and VGGFace2 -------------------------------------------------------
 LFW_RAW = RAW / "lfw"
 LFW_INTERIM = INTERIM / "lfw"
 LFW_PNG = LFW_INTERIM / "png"
@@ -26,7 +30,7 @@ VGGFACE2_INTERIM = INTERIM / "vggface2"
 VGGFACE2_PNG = VGGFACE2_INTERIM / "png"
 VGGFACE2_IMAGES = VGGFACE2_INTERIM / "images.parquet"
 
-# --- detect_lfw / align_lfw (issue 3) ---
+# --- detection and alignment (detect_lfw, align_lfw) --------------------------------------------
 LFW_DETECTIONS = LFW_INTERIM / "detections.parquet"
 LFW_FACES = LFW_INTERIM / "faces.parquet"
 LFW_FACES_DIR = LFW_INTERIM / "faces"  # <image_id>.png, 224x224 RGB aligned faces
@@ -34,36 +38,9 @@ DETECT_LFW_METRICS = METRICS / "detect_lfw.json"
 ALIGN_LFW_METRICS = METRICS / "align_lfw.json"
 ALIGN_CONTACT_SHEET = FIGURES / "align_contact_sheet.png"
 
-# --- models, training and complexity (issue 5) ---
-MODELS = Path("models")
-RESNET50_DIR = MODELS / "resnet50"
-CRESNET39_DIR = MODELS / "cresnet39"
-TRAIN_REPORTS = REPORTS / "train"
-COMPLEXITY_JSON = METRICS / "complexity.json"
-VGGFACE2_LATENTS = PROCESSED / "vggface2" / "latents"
-
-
-def model_dir(model: str, codec: str | None = None) -> Path:
-    """``models/resnet50`` or ``models/cresnet39/<codec>``: model.pt, phase1.pt, checkpoints/."""
-    return MODELS / model if codec is None else MODELS / model / codec
-
-
-def train_report_dir(model: str, codec: str | None = None) -> Path:
-    """DVCLive folder of one training run: ``reports/train/resnet50`` or ``.../cresnet39/<codec>``."""
-    return TRAIN_REPORTS / model if codec is None else TRAIN_REPORTS / model / codec
-
-
-def vggface2_latent_index(codec: str) -> Path:
-    """Latent shard index written by stage ``latents_vggface2@<codec>``."""
-    return VGGFACE2_LATENTS / codec / "index.parquet"
-
-
-# --- codecs, encode_lfw, latent shards, RD report (issue 4) -----------------------------------
+# --- codecs on aligned faces (encode_lfw@<codec>: pipelines B2 and C) ---------------------------
 LFW_PROCESSED = PROCESSED / "lfw"
 RATE_METRICS = METRICS / "rate"
-RD_PLOTS = PLOTS / "rd"
-RD_REPORT = REPORTS / "rd.md"
-RD_METRICS = METRICS / "rd.json"
 
 
 def codec_dir(codec: str) -> Path:
@@ -85,21 +62,10 @@ def rate_json(codec: str) -> Path:
     """Rate summary of one codec for ``dvc metrics diff``."""
     return RATE_METRICS / f"{codec}.json"
 
-# --- evaluation (issue 6) ------------------------------------------------------------------------
-EVAL_METRICS = METRICS / "eval"
-ROC_PLOTS = PLOTS / "roc"
-RATE_METRIC_PLOTS = PLOTS / "rate_metric"
-FIG4 = FIGURES / "fig4.png"
-TABLE7 = REPORTS / "table7.md"
 
-
-def eval_dir(model: str) -> Path:
-    """Per-solution scores and embeddings: ``data/processed/lfw/eval/<model>``."""
-    return LFW_PROCESSED / "eval" / model
-
-
-# --- pipeline B1, thesis ch. 5 "decode then crop": whole-image codec -> decode -> crop -> align
+# --- pipeline B1, thesis ch. 5 "decode then crop" (encode_lfw_full@, align_lfw_full@) ------------
 LFW_FULL = PROCESSED / "lfw_full"
+LFW_FULL_FACES = PROCESSED / "lfw_full_faces"
 RATE_FULL_METRICS = METRICS / "rate_full"
 
 
@@ -114,8 +80,73 @@ def full_codec_index(codec: str) -> Path:
 
 def full_faces_dir(codec: str) -> Path:
     """``data/processed/lfw_full_faces/<codec>``: faces.parquet + faces/ (align_lfw_full@<codec>)."""
-    return PROCESSED / "lfw_full_faces" / codec
+    return LFW_FULL_FACES / codec
+
+
+def full_faces_index(codec: str) -> Path:
+    return full_faces_dir(codec) / "faces.parquet"
 
 
 def full_rate_json(codec: str) -> Path:
     return RATE_FULL_METRICS / f"{codec}.json"
+
+
+# --- rate–distortion report (rd_report) ----------------------------------------------------------
+RD_PLOTS = PLOTS / "rd"
+RD_REPORT = REPORTS / "rd.md"
+RD_METRICS = METRICS / "rd.json"
+
+# --- VGGFace2 latents for cResNet39 (latents_vggface2@<codec>) ----------------------------------
+VGGFACE2_LATENTS = PROCESSED / "vggface2" / "latents"
+VGGFACE2_LATENT_METRICS = METRICS / "latents_vggface2"
+
+
+def vggface2_latent_index(codec: str) -> Path:
+    """Latent shard index written by stage ``latents_vggface2@<codec>``."""
+    return VGGFACE2_LATENTS / codec / "index.parquet"
+
+
+def vggface2_latent_json(codec: str) -> Path:
+    return VGGFACE2_LATENT_METRICS / f"{codec}.json"
+
+
+# --- models and training (train_resnet50, train_cresnet39@<codec>) -------------------------------
+RESNET50_DIR = MODELS / "resnet50"
+CRESNET39_DIR = MODELS / "cresnet39"
+TRAIN_REPORTS = REPORTS / "train"
+
+
+def model_dir(model: str, codec: str | None = None) -> Path:
+    """``models/resnet50`` or ``models/cresnet39/<codec>``: model.pt, phase1.pt, checkpoints/."""
+    return MODELS / model if codec is None else MODELS / model / codec
+
+
+def model_file(model: str, codec: str | None = None) -> Path:
+    """The trained (phase-2) network of a run: ``models/<model>[/<codec>]/model.pt``."""
+    return model_dir(model, codec) / "model.pt"
+
+
+def train_report_dir(model: str, codec: str | None = None) -> Path:
+    """DVCLive folder of one training run: ``reports/train/resnet50`` or ``.../cresnet39/<codec>``."""
+    return TRAIN_REPORTS / model if codec is None else TRAIN_REPORTS / model / codec
+
+
+# --- complexity (Table 7) -----------------------------------------------------------------------
+COMPLEXITY_JSON = METRICS / "complexity.json"
+
+# --- evaluation and the report (eval_lfw_*, report) ---------------------------------------------
+EVAL_METRICS = METRICS / "eval"
+ROC_PLOTS = PLOTS / "roc"
+RATE_METRIC_PLOTS = PLOTS / "rate_metric"
+FIG4 = FIGURES / "fig4.png"
+TABLE7 = REPORTS / "table7.md"
+
+
+def eval_dir(model: str) -> Path:
+    """Per-solution scores and embeddings: ``data/processed/lfw/eval/<model>``."""
+    return LFW_PROCESSED / "eval" / model
+
+
+def eval_json(model: str) -> Path:
+    """Metrics of one solution for ``dvc metrics diff``."""
+    return EVAL_METRICS / f"{model}.json"

@@ -84,7 +84,11 @@ def narrowest_int(a: np.ndarray) -> np.dtype:
     raise ShardError(f"latent values {lo}..{hi} do not fit int32")
 
 
-def centre_crop(y: np.ndarray, size: int = 14) -> np.ndarray:
+#: ŷ of a 256^2 input is N x 16 x 16; cResNet39 reads the central 14 x 14 (thesis §6.2).
+LATENT_CROP = 14
+
+
+def centre_crop(y: np.ndarray, size: int = LATENT_CROP) -> np.ndarray:
     """Centre crop the last two axes, e.g. 16x16 -> 14x14 (``[..., 1:15, 1:15]``)."""
     h, w = y.shape[-2:]
     t, left = (h - size) // 2, (w - size) // 2
@@ -313,6 +317,7 @@ class LatentShardReader:
         self.verify = verify
         self.root = self.index_path.parent
         keys = self.index.column("key").to_pylist()
+        self._keys = np.asarray(keys, dtype=object)
         self._pos = {k: i for i, k in enumerate(keys)}
         if len(self._pos) != len(keys):
             raise ShardError(f"{self.index_path}: duplicate keys in the index")
@@ -367,8 +372,30 @@ class LatentShardReader:
             itemsize = np.array([k[0].itemsize for k in self._kinds], dtype=np.int64)[self._kind_id[mine]]
             count = np.array([k[2] for k in self._kinds], dtype=np.int64)[self._kind_id[mine]]
             sh.check_sizes(self._row[mine], count * itemsize, itemsize)
+            stored = np.asarray(sh.keys.to_pylist(), dtype=object)[self._row[mine]]
+            wrong = np.flatnonzero(stored != self._keys[mine])
+            if wrong.size:
+                i = int(mine[wrong[0]])
+                raise ShardError(f"{sh.path}: row {int(self._row[i])} holds key {stored[wrong[0]]!r}, the index says "
+                                 f"{self._keys[i]!r} ({wrong.size} rows disagree); rebuild the shard set")
             self._open[sid] = sh
         return sh
+
+    def verify_checksums(self) -> int:
+        """Hash every shard once against the manifest's sha256 (eval / training start-up); returns the count.
+
+        Raises :class:`ShardError` naming the first corrupt or replaced shard. Later opens in this
+        reader (and in DataLoader workers it is pickled into) then need only the cheap row checks.
+        """
+        for name in self._shard_names:
+            path, expect = self.root / name, self.manifest.get(name)
+            if not path.is_file():
+                raise ShardError(f"{path}: shard listed in the index is missing; rebuild the shard set")
+            if expect is None:
+                raise ShardError(f"{path}: no sha256 in the index manifest; rebuild the shard set")
+            if sha256_file(path) != expect["sha256"]:
+                raise ShardError(f"{path}: sha256 differs from the index manifest (corrupt or replaced shard)")
+        return len(self._shard_names)
 
     def _bad_row(self, sh: _Shard, r: int, dt: np.dtype, shape: tuple[int, ...], err: Exception) -> ShardError:
         return ShardError(f"{sh.path}: row {r} does not decode to {shape} {dt.name} ({err}); rebuild the shard set")

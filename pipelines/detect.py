@@ -25,7 +25,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from tqdm import tqdm
 
-from cdfv.align_stage import run_align_lfw
+from cdfv.align.stage import run_align_lfw
 from cdfv.config import load_params
 from cdfv.detect.stage import run_detect_lfw
 

@@ -16,7 +16,8 @@ from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cdfv.config import load_params
-from cdfv.encode import run_encode_lfw, run_latents_vggface2, run_rd_report
+from cdfv.encode.stage import run_encode_lfw, run_latents_vggface2
+from cdfv.rd.stage import run_rd_report
 
 
 @task(name="encode-lfw", tags=["codec"])

@@ -27,6 +27,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from cdfv import paths
+
 EVAL_PREFIX = "eval_lfw_"  # eval_lfw_{dlib,resnet50}_anchor, eval_lfw_{dlib,resnet50,cresnet39}@<codec>
 REPORT_STAGE = "report"
 ARTIFACT_KEY = "eval-lfw-metrics"
@@ -148,9 +150,9 @@ def publish_metrics(workspace: str) -> str:
 
     results = load_eval_results(Path(workspace))
     if not results:
-        raise StageFailed(f"no metrics in {workspace}/reports/metrics/eval/: did the eval_lfw stages run?")
+        raise StageFailed(f"no metrics in {Path(workspace) / paths.EVAL_METRICS}: did the eval_lfw stages run?")
     markdown = "# LFW verification (eval-lfw)\n\n" + metrics_table_markdown(results)
-    table7 = Path(workspace) / "reports" / "table7.md"
+    table7 = Path(workspace) / paths.TABLE7
     if table7.is_file():
         markdown += "\n\n" + table7.read_text()
     create_markdown_artifact(markdown=markdown, key=ARTIFACT_KEY, description="LFW View-2 verification metrics")

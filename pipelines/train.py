@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prefect import flow, task
 
+from cdfv import paths
 from cdfv.complexity import run_complexity
 from cdfv.config import load_params
 from cdfv.train.stage import run_train_cresnet39, run_train_resnet50
@@ -23,18 +24,18 @@ from cdfv.train.stage import run_train_cresnet39, run_train_resnet50
 @task(name="train-resnet50", retries=1, retry_delay_seconds=5)
 def train_resnet50_task(params_path: str, root: str) -> str:
     run_train_resnet50(load_params(params_path), Path(root))
-    return "models/resnet50/model.pt"
+    return str(paths.model_file("resnet50"))
 
 
 @task(name="train-cresnet39", retries=1, retry_delay_seconds=5)
 def train_cresnet39_task(params_path: str, root: str, codec: str) -> str:
     run_train_cresnet39(load_params(params_path), codec, Path(root))
-    return f"models/cresnet39/{codec}/model.pt"
+    return str(paths.model_file("cresnet39", codec))
 
 
 @task(name="complexity")
 def complexity_task(params_path: str, root: str) -> dict:
-    return run_complexity(load_params(params_path), Path(root) / "reports/metrics/complexity.json")
+    return run_complexity(load_params(params_path), Path(root) / paths.COMPLEXITY_JSON)
 
 
 @flow(name="train")

@@ -11,7 +11,9 @@ from typing import Any, Callable
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("CDFV_SHARED", REPO.parent / "shared"))
+#: CI sets this (``.ci/run``): missing fixtures fail the run instead of skipping the tests that need them.
+REQUIRE_FIXTURES = os.environ.get("CDFV_REQUIRE_FIXTURES") == "1"
 BIN = Path(sys.executable).parent  # the venv's bin: cdfv, dvc, prefect
 
 # subprocesses (dvc repro -> `cdfv ...`) must find the venv's console scripts
@@ -21,9 +23,12 @@ os.environ.setdefault("CDFV_CACHE", str(REPO / "build" / "test-cache"))
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """``../shared`` next to the repository (real fixtures); skip when absent."""
+    """``../shared`` next to the repository (real fixtures); skip when absent (fail under CI)."""
     if not (SHARED / "fixtures").is_dir():
-        pytest.skip(f"real fixtures not found at {SHARED / 'fixtures'} (clone with ../shared beside the repo)")
+        msg = f"real fixtures not found at {SHARED / 'fixtures'} (clone with ../shared beside the repo)"
+        if REQUIRE_FIXTURES:
+            pytest.fail(f"{msg}; CDFV_REQUIRE_FIXTURES=1 makes this an error", pytrace=False)
+        pytest.skip(msg)
     return SHARED
 
 

@@ -15,6 +15,17 @@ class CodecError(CdfvError, RuntimeError):
     """An encoder/decoder failure; the message names the codec (and the image when known)."""
 
 
+class LatentCheckError(CdfvError, RuntimeError):
+    """Entropy-decoded ŷ differs from ``round(g_a(x))`` (a codec or device defect, never retried).
+
+    ``indices`` are the positions, within the encoded batch, of the images that disagree.
+    """
+
+    def __init__(self, message: str, indices: list[int]) -> None:
+        super().__init__(message)
+        self.indices = indices
+
+
 def check_rgb(rgb: np.ndarray, codec: str) -> np.ndarray:
     """Validate an HxWx3 uint8 image (C-contiguous copy when needed)."""
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:

@@ -86,7 +86,10 @@ class HevcCodec(Codec):
 
     def __init__(self, spec: CodecSpec, settings: HevcSettings | None = None) -> None:
         super().__init__(spec)
-        self.settings = settings or HevcSettings()
+        settings = settings or HevcSettings()
+        if spec.chroma is not None:  # HEVC_444_QP<qp> / HEVC_420_QP<qp>: the name fixes the chroma format
+            settings = settings.model_copy(update={"pix_fmt": f"yuv{spec.chroma}p"})
+        self.settings = settings
 
     # -- colour planes ------------------------------------------------------------------------
     def _planes(self, rgb: np.ndarray) -> bytes:

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cdfv.codecs.base import Codec, CodecError, check_rgb
+from cdfv.chunks import chunked
+from cdfv.codecs.base import Codec, CodecError, LatentCheckError, check_rgb
 from cdfv.codecs.names import CodecSpec
 from cdfv.config import LearnedSettings
 
@@ -69,7 +70,7 @@ def load_model(spec: CodecSpec, pretrained: bool, seed: int = 0, untrained_gain:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed ^ zlib.crc32(spec.name.encode()))
             model = cls(*cfgs[spec.architecture][spec.quality])
-        if untrained_gain != 1.0 and spec.architecture == "bmshj2018-hyperprior":
+        if untrained_gain != 1.0 and spec.has_latents:
             with torch.no_grad():
                 last, first = model.g_a[-1], model.g_s[0]
                 last.weight.mul_(untrained_gain)
@@ -120,16 +121,12 @@ class LearnedCodec(Codec):
     def rate_bytes(self, data: bytes) -> int:
         return len(data) - _HEADER.size
 
-    def _batches(self, n: int) -> list[slice]:
-        bs = self.settings.batch_size
-        return [slice(i, min(i + bs, n)) for i in range(0, n, bs)]
-
     # -- codec --------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_batch(self, images: Sequence[np.ndarray]) -> list[bytes]:
         out: list[bytes] = []
-        for sl in self._batches(len(images)):
-            x = self._to_tensor(images[sl])
+        for part in chunked(images, self.settings.batch_size):
+            x = self._to_tensor(part)
             enc = self.model.compress(x)
             y_strings, z_strings = enc["strings"]
             out.extend(pack(x.shape[2], x.shape[3], y, z) for y, z in zip(y_strings, z_strings, strict=True))
@@ -149,8 +146,7 @@ class LearnedCodec(Codec):
     def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
         out: list[np.ndarray | None] = [None] * len(blobs)
         for (h, w), idx in self._group(blobs).items():
-            for sl in self._batches(len(idx)):
-                part = idx[sl]
+            for part in chunked(idx, self.settings.batch_size):
                 parsed = [unpack(blobs[i]) for i in part]
                 dec = self.model.decompress([[p[2] for p in parsed], [p[3] for p in parsed]], (h // 64, w // 64))
                 x = dec["x_hat"].clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
@@ -163,7 +159,7 @@ class LearnedCodec(Codec):
 
     # -- latents ------------------------------------------------------------------------------
     def _require_hyperprior(self) -> None:
-        if self.spec.architecture != "bmshj2018-hyperprior":
+        if not self.spec.has_latents:
             raise CodecError(
                 f"{self.name}: integer latents exist only for the zero-mean hyperprior (Balle2018); "
                 f"{self.spec.architecture} codes ŷ - μ with predicted means μ"
@@ -188,13 +184,16 @@ class LearnedCodec(Codec):
         """Bitstreams and their entropy-decoded ŷ; checks ŷ == round(g_a(x)) on ``verify_sample`` images."""
         self._require_hyperprior()
         blobs = self.encode_batch(images)
-        latents = np.concatenate([self.decode_latents(blobs[sl]) for sl in self._batches(len(blobs))])
+        latents = np.concatenate([self.decode_latents(b) for b in chunked(blobs, self.settings.batch_size)])
         todo = min(self.settings.verify_sample - self.verified, len(images))
         if todo > 0:
             ref = torch.round(self.model.g_a(self._to_tensor(images[:todo]))).to(torch.int32).cpu().numpy()
             if not np.array_equal(ref, latents[:todo]):
-                bad = int((ref != latents[:todo]).sum())
-                raise CodecError(f"{self.name}: entropy-decoded ŷ differs from round(g_a(x)) in {bad} values")
+                diff = ref != latents[:todo]
+                bad = [i for i in range(todo) if diff[i].any()]
+                raise LatentCheckError(
+                    f"{self.name}: entropy-decoded ŷ differs from round(g_a(x)) in {int(diff.sum())} values", bad
+                )
             self.verified += todo
         return blobs, latents
 

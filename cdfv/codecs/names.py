@@ -4,7 +4,9 @@ Grammar (one codec x one quality point per name):
 
 * ``JPEG_Q<quality>``                 quality 1..100 (paper: 1, 5, 25, 62)
 * ``JPEG2000_<mse|visual>_Q<k>``      k = the Ballé quality whose rate it matches (paper: 1, 3, 6, 8)
-* ``HEVC_QP<qp>``                     qp 0..51 (paper: 41, 35, 26, 19)
+* ``HEVC_QP<qp>``                     qp 0..51 (paper: 41, 35, 26, 19), chroma format ``encode.hevc.pix_fmt``
+* ``HEVC_<444|420>_QP<qp>``           the same with the chroma format fixed by the name (4:4:4 points beside
+                                      the 4:2:0 paper default form their own RD series, ``HEVC_444``)
 * ``Balle2018_<mse|msssim>_Q<q>``     CompressAI ``bmshj2018-hyperprior``, q 1..8
 * ``Cheng2020_<mse|msssim>_Q<q>``     CompressAI ``cheng2020-attn``, q 1..6
 """
@@ -42,11 +44,21 @@ class CodecSpec:
     quality: int  # JPEG quality, JPEG2000 matched Ballé quality, HEVC QP, or learned quality
     metric: str | None = None  # jpeg2000: "mse"|"visual"; learned: "mse"|"ms-ssim"
     architecture: str | None = None  # learned: CompressAI zoo name
+    chroma: str | None = None  # hevc: "444" | "420" when the name fixes it, else the family setting
 
     @property
     def series(self) -> str:
         """The rate-distortion curve this point belongs to (name without the quality)."""
         return re.sub(r"_Q(P)?\d+$", "", self.name)
+
+    @property
+    def has_latents(self) -> bool:
+        """True when the entropy-decoded ŷ is a plain integer tensor, ``round(g_a(x))``.
+
+        Only the zero-mean scale hyperprior (Ballé 2018) qualifies: Cheng 2020 codes ŷ - μ with
+        predicted means, so its ŷ is not an integer tensor (thesis §5.2).
+        """
+        return self.architecture == "bmshj2018-hyperprior"
 
     @property
     def latent_channels(self) -> int | None:
@@ -61,15 +73,33 @@ class CodecSpec:
 _PATTERNS = [
     (re.compile(r"JPEG_Q(\d+)"), "jpeg"),
     (re.compile(r"JPEG2000_(mse|visual)_Q(\d+)"), "jpeg2000"),
-    (re.compile(r"HEVC_QP(\d+)"), "hevc"),
+    (re.compile(r"HEVC(?:_(444|420))?_QP(\d+)"), "hevc"),
     (re.compile(r"(Balle2018|Cheng2020)_(mse|msssim)_Q(\d+)"), "learned"),
 ]
 
-EXAMPLES = "JPEG_Q1, JPEG2000_mse_Q3, JPEG2000_visual_Q6, HEVC_QP26, Balle2018_mse_Q6, Cheng2020_msssim_Q3"
+EXAMPLES = "JPEG_Q1, JPEG2000_mse_Q3, JPEG2000_visual_Q6, HEVC_QP26, HEVC_444_QP26, Balle2018_mse_Q6, Cheng2020_msssim_Q3"
 
 
-def parse_codec_name(name: str) -> CodecSpec:
-    """Parse a paper-style codec name; raise :class:`CodecNameError` naming valid forms."""
+def parse_codec_name(name: str, family: Family | None = None) -> CodecSpec:
+    """Parse a paper-style codec name; raise :class:`CodecNameError` naming valid forms.
+
+    ``family`` restricts the accepted names (e.g. ``"learned"`` where a network needs ``g_a``).
+    """
+    spec = _parse(name)
+    if family is not None and spec.family != family:
+        raise CodecNameError(f"{name!r} is not a {family} codec (e.g. {_FAMILY_EXAMPLE[family]})")
+    return spec
+
+
+_FAMILY_EXAMPLE: dict[str, str] = {
+    "jpeg": "JPEG_Q25",
+    "jpeg2000": "JPEG2000_mse_Q3",
+    "hevc": "HEVC_QP26",
+    "learned": "Balle2018_mse_Q1 .. Q8",
+}
+
+
+def _parse(name: str) -> CodecSpec:
     for pattern, family in _PATTERNS:
         m = pattern.fullmatch(name)
         if not m:
@@ -83,9 +113,9 @@ def parse_codec_name(name: str) -> CodecSpec:
             _check(name, q, range(1, 9), "JPEG2000 matched Ballé quality")
             return CodecSpec(name, "jpeg2000", q, metric=m.group(1))
         if family == "hevc":
-            q = int(m.group(1))
+            q = int(m.group(2))
             _check(name, q, range(0, 52), "HEVC QP")
-            return CodecSpec(name, "hevc", q)
+            return CodecSpec(name, "hevc", q, chroma=m.group(1))
         arch, qualities = LEARNED_MODELS[m.group(1)]
         q = int(m.group(3))
         _check(name, q, qualities, f"{m.group(1)} quality")

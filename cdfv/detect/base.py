@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,14 @@ LANDMARK_NAMES: tuple[str, ...] = ("right_eye", "left_eye", "nose", "mouth_right
 
 #: Flat column names of the 10 landmark coordinates (``right_eye_x``, ``right_eye_y``, ...).
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{n}_{a}" for n in LANDMARK_NAMES for a in ("x", "y"))
+
+
+def landmarks_of(row: dict[str, Any]) -> np.ndarray | None:
+    """5x2 landmarks of a detections (or faces) row, or None (no_face / unreadable)."""
+    vals = [row.get(c) for c in LANDMARK_COLUMNS]
+    if any(v is None for v in vals):
+        return None
+    return np.asarray(vals, dtype=np.float64).reshape(5, 2)
 
 
 @dataclass(frozen=True)

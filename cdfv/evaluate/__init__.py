@@ -1,1 +1,1 @@
-"""LFW verification evaluation: recognisers, embeddings, pair scores, metrics, BD, report."""
+"""LFW verification evaluation: recognisers, embeddings, pair scores, metrics, the report."""

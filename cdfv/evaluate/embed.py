@@ -8,31 +8,20 @@ decoded image aligned with the original detection (``align_lfw_full@<codec>``), 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
+from cdfv import paths as P
+from cdfv.chunks import chunked
 from cdfv.evaluate.recognisers import Recogniser
 from cdfv.evaluate.solutions import Solution
 from cdfv.io import read_parquet, read_rgb
 
 Embeddings = dict[str, np.ndarray]
-
-
-def codec_index_path(codec: str) -> Path:
-    return Path("data/processed/lfw") / codec / "index.parquet"
-
-
-def latent_index_path(codec: str) -> Path:
-    return Path("data/processed/lfw") / codec / "latents" / "index.parquet"
-
-
-def _batches(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _load(root: Path, paths: dict[str, str], ids: Sequence[str]) -> np.ndarray:
@@ -50,7 +39,7 @@ def embed_faces(
 ) -> Embeddings:
     """Embed the images ``paths[id]``; alignment (dlib) computed on ``geometry_paths[id]`` if given."""
     out: Embeddings = {}
-    for chunk in tqdm(list(_batches(list(ids), batch_size)), desc=desc, unit="batch", leave=False):
+    for chunk in tqdm(chunked(list(ids), batch_size), desc=desc, unit="batch", leave=False):
         batch = _load(root, paths, chunk)
         geometry = None
         if geometry_paths is not None:
@@ -60,19 +49,26 @@ def embed_faces(
     return out
 
 
-def embed_latents(rec: Recogniser, root: Path, codec: str, ids: Sequence[str], batch_size: int) -> Embeddings:
-    """Embed entropy-decoded latents ``(N, 14, 14)`` of ``ids`` read from the codec's LFW shards."""
+def embed_latents(
+    rec: Recogniser, root: Path, codec: str, ids: Sequence[str], batch_size: int, verify_shards: bool = True
+) -> Embeddings:
+    """Embed entropy-decoded latents ``(N, 14, 14)`` of ``ids`` read from the codec's LFW shards.
+
+    ``verify_shards`` hashes every shard once against the index manifest before reading.
+    """
     from cdfv.shards import LatentShardReader
 
-    index = root / latent_index_path(codec)
+    index = root / P.lfw_latent_index(codec)
     if not index.is_file():
         raise FileNotFoundError(f"{index}: LFW latents missing. Run `dvc repro encode_lfw@{codec}` first.")
     reader = LatentShardReader(index)
+    if verify_shards:
+        reader.verify_checksums()
     table = reader.index
     key_of = dict(zip(table.column("image_id").to_pylist(), table.column("key").to_pylist()))
     have = [i for i in ids if i in key_of]
     out: Embeddings = {}
-    for chunk in tqdm(list(_batches(have, batch_size)), desc=f"{rec.name} latents", unit="batch", leave=False):
+    for chunk in tqdm(chunked(have, batch_size), desc=f"{rec.name} latents", unit="batch", leave=False):
         lat = reader.read_batch([key_of[i] for i in chunk])
         for i, v in zip(chunk, rec.embed(np.asarray(lat, dtype=np.float32))):
             out[i] = v
@@ -88,7 +84,7 @@ def face_paths(faces: pa.Table) -> dict[str, str]:
 
 def decoded_paths(root: Path, codec: str) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
     """image_id -> decoded 224 face path, and image_id -> (bpp_224, bpp_256) for one codec."""
-    t = read_parquet(root / codec_index_path(codec), f"decoded faces of {codec}", f"encode_lfw@{codec}")
+    t = read_parquet(root / P.codec_index(codec), f"decoded faces of {codec}", f"encode_lfw@{codec}")
     ids = t.column("image_id").to_pylist()
     dec = dict(zip(ids, t.column("decoded").to_pylist()))
     bpp = dict(zip(ids, zip(t.column("bpp_224").to_pylist(), t.column("bpp_256").to_pylist())))
@@ -97,9 +93,7 @@ def decoded_paths(root: Path, codec: str) -> tuple[dict[str, str], dict[str, tup
 
 def b1_paths(root: Path, codec: str) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
     """Pipeline B1: image_id -> aligned 224 face of the decoded whole image, and -> (bpp_orig, bpp_256)."""
-    from cdfv import paths as P
-
-    faces = read_parquet(root / P.full_faces_dir(codec) / "faces.parquet", f"B1 faces of {codec}", f"align_lfw_full@{codec}")
+    faces = read_parquet(root / P.full_faces_index(codec), f"B1 faces of {codec}", f"align_lfw_full@{codec}")
     t = read_parquet(root / P.full_codec_index(codec), f"B1 decoded images of {codec}", f"encode_lfw_full@{codec}")
     ids = t.column("image_id").to_pylist()
     bpp = dict(zip(ids, zip(t.column("bpp_orig").to_pylist(), t.column("bpp_256").to_pylist())))
@@ -120,6 +114,7 @@ def embed_solution(
     probes: Sequence[str],
     references: Sequence[str],
     batch_size: int,
+    verify_shards: bool = True,
 ) -> tuple[Embeddings, Embeddings]:
     """(probe embeddings, reference embeddings) keyed by image_id for one solution."""
     originals = face_paths(faces)
@@ -137,5 +132,5 @@ def embed_solution(
         ref = embed_faces(rec, root, ref_ids, originals, geometry, batch_size, f"{sol.name} references")
         return probe, ref
     assert sol.codec is not None
-    emb = embed_latents(rec, root, sol.codec, sorted(set(probes) | set(references)), batch_size)
+    emb = embed_latents(rec, root, sol.codec, sorted(set(probes) | set(references)), batch_size, verify_shards)
     return emb, emb

@@ -119,14 +119,14 @@ class TorchRecogniser:
 
 def checkpoint_path(recogniser: str, codec: str | None) -> Path:
     """Where the trained checkpoint of a recogniser lives (``models/resnet50/model.pt`` ...)."""
-    from cdfv.paths import model_dir
+    from cdfv.paths import model_file
 
     if recogniser == "ResNet50":
-        return model_dir("resnet50") / "model.pt"
+        return model_file("resnet50")
     if recogniser == "cResNet39":
         if codec is None:
             raise ValueError("cResNet39 needs a codec")
-        return model_dir("cresnet39", codec) / "model.pt"
+        return model_file("cresnet39", codec)
     raise ValueError(f"{recogniser} has no checkpoint")
 
 

@@ -17,7 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from cdfv.evaluate.bd import BdError, BdMethod, bd_metric, bd_rate
+from cdfv import paths
+from cdfv.rd.bd import BdError, BdMethod, bd_metric, bd_rate
 
 #: Fig. 4 panels: (metric key, axis label).
 PANELS: tuple[tuple[str, str], ...] = (
@@ -54,7 +55,7 @@ def load_eval_results(
 
     A configured model without its JSON raises naming the stage to run (``stage_of(model)``).
     """
-    d = root / "reports" / "metrics" / "eval"
+    d = root / paths.EVAL_METRICS
     if models is None:
         files = sorted(d.glob("*.json"))
     else:
@@ -274,15 +275,15 @@ def write_report(
 
     results = load_eval_results(root, models, stage_of)
     if not results:
-        raise FileNotFoundError(f"{root / 'reports/metrics/eval'}: no eval metrics. Run `dvc repro eval_lfw` first.")
-    complexity = load_complexity(root / "reports" / "metrics" / "complexity.json")
-    plots_dir = root / "reports" / "plots" / "rate_metric"
+        raise FileNotFoundError(f"{root / paths.EVAL_METRICS}: no eval metrics. Run `dvc repro eval_lfw` first.")
+    complexity = load_complexity(root / paths.COMPLEXITY_JSON)
+    plots_dir = root / paths.RATE_METRIC_PLOTS
     with atomic_path(plots_dir) as tmp:
         tmp.mkdir(parents=True)
         for name, pts in series_points(results).items():
             (tmp / f"{name}.csv").write_text(rate_metric_csv(pts))
-    fig = root / "reports" / "figures" / "fig4.png"
+    fig = root / paths.FIG4
     plot_fig4(results, fig)
-    table = root / "reports" / "table7.md"
+    table = root / paths.TABLE7
     write_bytes_atomic(table, table7_markdown(results, complexity, bd_anchor, bd_method).encode())
     return {"plots": plots_dir, "figure": fig, "table": table}

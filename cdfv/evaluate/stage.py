@@ -84,7 +84,7 @@ def run_eval_lfw(params: Params, model: str, root: Path = Path(".")) -> dict[str
 
     rec = build_recogniser(sol.recogniser, sol.codec, root, e.device)
     t_embed = time.perf_counter()
-    probe_emb, ref_emb = embed_solution(sol, rec, root, faces, left, right, e.batch_size)
+    probe_emb, ref_emb = embed_solution(sol, rec, root, faces, left, right, e.batch_size, e.verify_shards)
     t_embed = time.perf_counter() - t_embed
     scores = score_pairs(left, right, probe_emb, ref_emb, pairs.column("pair_id").to_pylist())
 
@@ -140,7 +140,7 @@ def run_eval_lfw(params: Params, model: str, root: Path = Path(".")) -> dict[str
     )
     write_parquet_atomic(d / "embeddings.parquet", emb, schemas.LFW_EMBEDDINGS)
     write_bytes_atomic(root / paths.ROC_PLOTS / f"{model}.csv", roc_csv(labels, scores).encode())
-    write_json_atomic(root / paths.EVAL_METRICS / f"{model}.json", result)
+    write_json_atomic(root / paths.eval_json(model), result)
     return result
 
 

@@ -11,23 +11,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cdfv.codecs.names import CodecNameError, CodecSpec
-from cdfv.codecs.names import parse_codec_name as _parse
-
-
-def parse_codec_name(name: str) -> CodecSpec:
-    """Parse ``name`` with the codec registry's grammar; it must be a learned codec."""
-    spec = _parse(name)
-    if spec.family != "learned":
-        raise CodecNameError(f"{name!r} is not a learned codec (expected e.g. Balle2018_mse_Q1 .. Q8)")
-    return spec
+from cdfv.codecs.names import parse_codec_name
 
 
 def load_learned_codec(name: str, pretrained: bool = True, seed: int = 0, untrained_gain: float = 1.0) -> nn.Module:
     """The CompressAI model of ``name`` in eval mode (clear error naming the weights file offline)."""
     from cdfv.codecs.learned import load_model
 
-    return load_model(parse_codec_name(name), pretrained, seed=seed, untrained_gain=untrained_gain)
+    return load_model(parse_codec_name(name, "learned"), pretrained, seed=seed, untrained_gain=untrained_gain)
 
 
 class OnlineLatentEncoder(nn.Module):

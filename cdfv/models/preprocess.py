@@ -1,6 +1,6 @@
 """Network input conventions shared by training and evaluation (one place, so they agree).
 
-ResNet50: RGB float 0..255 minus the VGGFace2 mean (``cdfv.align.VGGFACE2_MEAN_RGB``), kept in
+ResNet50: RGB float 0..255 minus the VGGFace2 mean (:data:`VGGFACE2_MEAN_RGB`), kept in
 RGB channel order throughout the project (the reference code is BGR; only consistency matters
 for networks trained here). No scaling to 0..1 (Caffe convention).
 """
@@ -11,10 +11,18 @@ import numpy as np
 import torch
 
 
-def mean_rgb() -> tuple[float, float, float]:
-    from cdfv.align import VGGFACE2_MEAN_RGB
+#: Mean of the VGGFace2 training set, RGB order (cydonia999/VGGFace2-pytorch works in BGR:
+#: 91.4953, 103.8827, 131.0912). Subtract from float 0-255 RGB faces.
+VGGFACE2_MEAN_RGB: tuple[float, float, float] = (131.0912, 103.8827, 91.4953)
 
-    return tuple(float(v) for v in VGGFACE2_MEAN_RGB)  # type: ignore[return-value]
+
+def mean_rgb() -> tuple[float, float, float]:
+    return VGGFACE2_MEAN_RGB
+
+
+def subtract_mean(face: np.ndarray, mean: tuple[float, float, float] = VGGFACE2_MEAN_RGB) -> np.ndarray:
+    """ResNet50 input of one ``HxWx3`` face: float32 0-255 RGB minus the VGGFace2 mean (channel-last)."""
+    return face.astype(np.float32) - np.asarray(mean, dtype=np.float32)
 
 
 def resnet50_input(batch: np.ndarray | torch.Tensor, device: str | torch.device | None = None) -> torch.Tensor:

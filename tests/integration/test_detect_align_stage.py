@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from cdfv.align import load_face
+from cdfv.io import read_rgb as load_face
 from cdfv.io import read_rgb
 from tests.conftest import run_dvc
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from cdfv import paths
-from cdfv.align import centre_crop
+from cdfv.align.views import centre_crop
 from cdfv.io import encode_png, read_rgb, write_parquet_atomic
 from cdfv.schemas import LFW_FACES, LFW_PAIRS
 from cdfv.shards import LatentShardReader
@@ -95,7 +95,7 @@ def test_encode_branches_rd_report_and_precise_invalidation(dvc_workspace, share
     assert _changed(ws) == {"encode_lfw@JPEG2000_mse_Q1", "rd_report"}
     # a family setting reruns only that family's branches
     params["codecs"]["JPEG2000_mse_Q1"]["target_bpp"] = 0.10
-    params["encode"]["hevc"]["pix_fmt"] = "yuv420p"
+    params["encode"]["hevc"]["pix_fmt"] = "yuv444p"
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _changed(ws) == {"encode_lfw@HEVC_QP35"}
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_encode_then_train_flows(prefect_harness, tmp_path: Path, shared_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    from cdfv.align_stage import run_align_lfw
+    from cdfv.align.stage import run_align_lfw
     from cdfv.config import parse_params
     from cdfv.data.lfw import run_ingest_lfw
     from cdfv.data.vggface2 import run_ingest_vggface2

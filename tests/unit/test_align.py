@@ -1,27 +1,16 @@
-"""Alignment maths (thesis-spec §3): additive resize, symmetric pad, eye-line rotation, borders."""
+"""Alignment maths (thesis §5.3): additive resize, symmetric pad, eye-line rotation, borders."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cdfv.align import (
-    VGGFACE2_MEAN_RGB,
-    additive_size,
-    align_face,
-    centre_crop,
-    codec_input,
-    eye_angle,
-    load_face,
-    random_crop,
-    resize_square,
-    strip_border,
-    subtract_mean,
-    symmetric_pad,
-    transform_points,
-    vggface2_view,
-)
+from cdfv.align.geometry import additive_size, align_face, eye_angle, symmetric_pad, transform_points
+from cdfv.align.views import centre_crop, random_crop, resize_square, vggface2_view
+from cdfv.encode.border import codec_input, strip_border
 from cdfv.io import encode_png
+from cdfv.io import read_rgb as load_face
+from cdfv.models.preprocess import VGGFACE2_MEAN_RGB, subtract_mean
 
 
 def test_paper_constants() -> None:
@@ -73,6 +62,26 @@ def test_eye_angle_sign_and_value() -> None:
     assert eye_angle((0, 0), (10, 0)) == 0.0
     assert eye_angle((0, 0), (10, 10)) == pytest.approx(45.0)
     assert eye_angle((0, 10), (10, 0)) == pytest.approx(-45.0)
+
+
+@pytest.mark.parametrize(("right", "left", "expected"), [((10, 0), (0, 0), 0.0), ((10, 10), (0, 0), 45.0),
+                                                         ((10, 0), (0, 10), -45.0), ((0, 10), (0, 0), 90.0)])
+def test_swapped_eyes_give_the_same_eye_line(right, left, expected) -> None:
+    """A detector that swaps the eyes describes the same line: level it, never turn the face over."""
+    assert eye_angle(right, left) == pytest.approx(expected)
+    assert -90.0 < eye_angle(right, left) <= 90.0
+
+
+def test_swapped_landmarks_do_not_rotate_the_face_upside_down() -> None:
+    img, lm = _face_image()
+    swapped = lm.copy()
+    swapped[[0, 1]] = lm[[1, 0]]
+    upright = align_face(img, (70, 60, 180, 210), lm)
+    again = align_face(img, (70, 60, 180, 210), swapped)
+    assert abs(again.angle - upright.angle) < 1e-9
+    np.testing.assert_array_equal(again.image, upright.image)
+    # the mapped nose stays below the eyes (y grows downwards)
+    assert again.landmarks[2, 1] > max(again.landmarks[0, 1], again.landmarks[1, 1])
 
 
 @pytest.mark.parametrize("box", [(70, 60, 180, 210), (60, 70, 200, 190), (0, 0, 250, 250)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cdfv.evaluate.bd import BdError, bd_metric, bd_rate
+from cdfv.rd.bd import BdError, bd_metric, bd_rate
 
 RATE = np.array([0.10, 0.17, 0.38, 0.65])  # the paper's target rates (bpp)
 TAR = np.array([0.829, 0.892, 0.903, 0.903 + 1e-3])  # ResNet50_Balle2018_mse_Qn (Table II), made monotonic

@@ -7,12 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cdfv.align import codec_input, centre_crop
-from cdfv.codecs import CodecError, CodecNameError, codec_from_params, get_codec, parse_codec_name
+from cdfv.align.views import centre_crop
+from cdfv.encode.border import codec_input
+from cdfv.codecs.base import CodecError
+from cdfv.codecs.names import CodecNameError, parse_codec_name
+from cdfv.codecs.registry import codec_from_params, get_codec
 from cdfv.codecs.hevc import split_access_units, sps_size
 from cdfv.config import EncodeParams, HevcSettings, LearnedSettings, ParamsError, parse_params
 from cdfv.io import read_rgb
-from cdfv.rd import bpp, psnr
+from cdfv.rd.metrics import bpp, psnr
 
 PX = 256 * 256
 
@@ -152,6 +155,30 @@ def test_hevc_intra_batch_round_trip(faces: list[np.ndarray], pix_fmt: str) -> N
     assert quals == sorted(quals) and quals[-1] > 38
 
 
+def _ffprobe_pix_fmt(tmp: Path, blob: bytes) -> str:
+    import subprocess
+
+    f = tmp / "au.hevc"
+    f.write_bytes(blob)
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=pix_fmt",
+                          "-of", "default=nw=1:nk=1", str(f)], capture_output=True, text=True, check=True)
+    return out.stdout.strip().replace("yuvj", "yuv")  # full-range flag (BT.601 full range) -> "j"
+
+
+def test_hevc_paper_default_is_420_and_444_names_override_it(faces: list[np.ndarray], tmp_path: Path) -> None:
+    """HM's common conditions code 4:2:0 (paper default); ``HEVC_444_QP<qp>`` keeps 4:4:4 beside it."""
+    from cdfv.config import Params
+
+    settings = Params().encode  # the params model's defaults
+    assert settings.hevc.pix_fmt == "yuv420p"
+    fast = settings.model_copy(update={"hevc": settings.hevc.model_copy(update={"preset": "ultrafast"})})
+    default, full = get_codec("HEVC_QP26", fast), get_codec("HEVC_444_QP26", fast)
+    assert _ffprobe_pix_fmt(tmp_path, default.encode(faces[0])) == "yuv420p"  # ffprobe reads the SPS
+    assert _ffprobe_pix_fmt(tmp_path, full.encode(faces[0])) == "yuv444p"
+    assert parse_codec_name("HEVC_444_QP26").series == "HEVC_444" and parse_codec_name("HEVC_QP26").series == "HEVC"
+    assert parse_codec_name("HEVC_420_QP26").chroma == "420" and parse_codec_name("HEVC_QP26").chroma is None
+
+
 def test_access_unit_split_matches_frame_sizes(faces: list[np.ndarray]) -> None:
     c = get_codec("HEVC_QP35", EncodeParams(hevc=HevcSettings(preset="ultrafast")))
     blobs = c.encode_batch(faces)
@@ -181,6 +208,39 @@ def test_learned_round_trip_and_latent_equality(faces: list[np.ndarray]) -> None
     assert dec[0].shape == (256, 256, 3) and dec[0].dtype == np.uint8
     assert all(0 < c.rate_bytes(b) == len(b) - 8 for b in blobs)
     assert c.encode_batch(faces[:2]) == blobs  # deterministic range coding
+
+
+def test_latent_self_check_mismatch_fails_naming_the_images(faces: list[np.ndarray], monkeypatch) -> None:
+    """A ŷ that disagrees with round(g_a(x)) fails the stage naming the image; it is never retried."""
+    from cdfv.codecs.base import LatentCheckError
+    from cdfv.encode.loop import EncodeError, encode_robust
+
+    c = _untrained("Balle2018_mse_Q1")
+    monkeypatch.setattr(c, "model", _ShiftedCheck(c.model))
+    with pytest.raises(LatentCheckError) as info:
+        c.encode_with_latents(faces[:2])
+    assert info.value.indices == [1]
+    c.verified = 0
+    with pytest.raises(EncodeError, match=r"face-b") as info2:
+        encode_robust(c, faces[:2], ["face-a", "face-b"], on_error="skip", latents=True)
+    assert "face-a" not in str(info2.value)
+
+
+class _ShiftedCheck:
+    """A CompressAI model whose ``g_a`` (used only by the ŷ self-check) disagrees on image 1."""
+
+    def __init__(self, model) -> None:  # type: ignore[no-untyped-def]
+        self._m = model
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._m, name)
+
+    def g_a(self, x):  # type: ignore[no-untyped-def]
+        y = self._m.g_a(x)
+        if len(x) > 1:
+            y = y.clone()
+            y[1, 0, 0, 0] += 5.0
+        return y
 
 
 def test_learned_latent_shapes_for_the_papers_qualities(faces: list[np.ndarray]) -> None:

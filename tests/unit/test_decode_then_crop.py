@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from cdfv import paths
-from cdfv.align_stage import align_records
-from cdfv.codecs import get_codec
+from cdfv.align.stage import align_records
+from cdfv.codecs.registry import get_codec
 from cdfv.config import PAPER_B1_CODECS, AlignParams, ParamsError, parse_params
-from cdfv.decode_then_crop import crop_padding, pad_image, pad_to_multiple
+from cdfv.encode.border import crop_padding, pad_image, pad_to_multiple
 from cdfv.detect.base import LANDMARK_COLUMNS
 from cdfv.evaluate.solutions import SolutionNameError, parse_solution
 from cdfv.evaluate.stage import stage_name
 from cdfv.io import encode_png, read_rgb
-from cdfv.rd import psnr
+from cdfv.rd.metrics import psnr
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from cdfv.rd import RdPoint, bd_markdown, bd_table, bpp, crop_border, curves, ms_ssim_batch, psnr
+from cdfv.encode.border import strip_border
+from cdfv.rd.curves import RdPoint, bd_markdown, bd_table, curves
+from cdfv.rd.metrics import bpp, ms_ssim_batch, psnr
 
 
 def test_bpp_counts_bits_over_pixels() -> None:
@@ -45,7 +47,7 @@ def test_ms_ssim_matches_pytorch_msssim(shape: tuple[int, int]) -> None:
 
 
 def test_crop_border_drops_the_codec_pad() -> None:
-    assert crop_border(np.zeros((256, 256, 3)), 16).shape == (224, 224, 3)
+    assert strip_border(np.zeros((256, 256, 3)), 16).shape == (224, 224, 3)
 
 
 def _series(name: str, rates: list[float], psnrs: list[float]) -> list[RdPoint]:

@@ -71,6 +71,26 @@ def test_checksum_mismatch_is_rejected(tmp_path: Path) -> None:
     shard.write_bytes(bytes(data))
     with pytest.raises(ShardError, match="sha256 differs"):
         LatentShardReader(tmp_path / "index.parquet", verify="sha256").get("id_000")
+    with pytest.raises(ShardError, match="shard-00000.arrow: sha256 differs"):
+        LatentShardReader(tmp_path / "index.parquet").verify_checksums()
+
+
+def test_checksums_of_intact_shards_pass_once(tmp_path: Path) -> None:
+    _write(tmp_path, n=20, shard_rows=8)
+    assert LatentShardReader(tmp_path / "index.parquet").verify_checksums() == 3
+
+
+def test_shard_whose_keys_disagree_with_the_index_is_rejected_on_open(tmp_path: Path) -> None:
+    """Two shards swapped (same sizes, same row counts): the key column must catch it on first use."""
+    lat = _write(tmp_path, n=32, shard_rows=16)
+    a, b = tmp_path / "shard-00000.arrow", tmp_path / "shard-00001.arrow"
+    da, db = a.read_bytes(), b.read_bytes()
+    a.write_bytes(db)
+    b.write_bytes(da)
+    r = LatentShardReader(tmp_path / "index.parquet")  # row checks only: sizes and counts still agree
+    with pytest.raises(ShardError, match=r"shard-00000.arrow: row 0 holds key 'id_016', the index says 'id_000'"):
+        r.get("id_000")
+    assert lat  # the writer produced both shards
 
 
 def test_missing_shard_and_missing_index(tmp_path: Path) -> None:

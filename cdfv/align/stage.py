@@ -1,9 +1,15 @@
-"""``align_lfw`` stage: aligned 224x224 faces + ``faces.parquet`` + a contact sheet.
+"""Alignment stages: ``align_lfw`` (aligned 224x224 faces + ``faces.parquet`` + a contact sheet) and
+``align_lfw_full@<codec>`` (pipeline B1).
 
-Reads ``images.parquet`` and ``detections.parquet``; for every readable image crops the chosen box
-(or the recorded fallback box), levels the eyes, additive-resizes and pads (:func:`cdfv.align.align_face`)
-and writes ``data/interim/lfw/faces/<image_id>.png``. The face folder is built next to its final
-place and renamed in one step, so a killed run leaves the previous output intact.
+``align_lfw`` reads ``images.parquet`` and ``detections.parquet``; for every readable image crops the
+chosen box (or the recorded fallback box), levels the eyes, additive-resizes and pads
+(:func:`cdfv.align.geometry.align_face`) and writes ``data/interim/lfw/faces/<image_id>.png``. The
+face folder is built next to its final place and renamed in one step, so a killed run leaves the
+previous output intact.
+
+``align_lfw_full`` (thesis ch. 5, "decode then crop") puts the decoded whole images of
+``encode_lfw_full@<codec>`` through the same crop / eye-levelling / resize / pad, with the detections
+made on the ORIGINAL images, so the codec changes the pixels, never the geometry.
 
 :func:`align_records` is the chunk-level worker the Prefect flow fans out over.
 """
@@ -12,31 +18,23 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
 from cdfv import paths, schemas
-from cdfv.align import align_face
+from cdfv.align.geometry import align_face
+from cdfv.chunks import ChunkMapper, chunked, map_sequential
 from cdfv.config import AlignParams, Params
-from cdfv.detect.base import LANDMARK_COLUMNS
-from cdfv.detect.chunks import ChunkMapper, chunked, map_sequential
+from cdfv.detect.base import LANDMARK_COLUMNS, landmarks_of
 from cdfv.io import atomic_path, encode_png, read_parquet, read_rgb, sha256_bytes, write_json_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
-
-
-def landmarks_of(det: dict[str, Any]) -> np.ndarray | None:
-    """5x2 landmarks of a detections row, or None (no_face / unreadable)."""
-    vals = [det.get(c) for c in LANDMARK_COLUMNS]
-    if any(v is None for v in vals):
-        return None
-    return np.asarray(vals, dtype=np.float64).reshape(5, 2)
 
 
 def align_records(
@@ -97,7 +95,7 @@ def write_faces(rows: Sequence[dict[str, Any]], out: Path) -> pa.Table:
 
 def run_align_lfw(params: Params, root: Path = Path("."), map_chunks: ChunkMapper | None = None) -> dict[str, Any]:
     """The ``align_lfw`` stage. Returns the metrics it wrote. ``map_chunks``: see :mod:`cdfv.detect.stage`."""
-    from cdfv.contact_sheet import write_contact_sheet
+    from cdfv.align.contact_sheet import write_contact_sheet
 
     ap: AlignParams = params.align
     images = read_parquet(root / paths.LFW_IMAGES, "LFW image index", stage="ingest_lfw").to_pylist()
@@ -131,3 +129,31 @@ def run_align_lfw(params: Params, root: Path = Path("."), map_chunks: ChunkMappe
     write_json_atomic(root / paths.ALIGN_LFW_METRICS, metrics)
     log.info("align_lfw: %s", metrics)
     return metrics
+
+
+def run_align_lfw_full(params: Params, codec_name: str, root: str | os.PathLike[str] = ".") -> dict[str, Any]:
+    """Stage ``align_lfw_full@<codec_name>``: align the decoded images with the original detections."""
+    root = Path(root)
+    params.eval.b1_codec(codec_name)
+    index = read_parquet(root / paths.full_codec_index(codec_name), f"B1 decoded images of {codec_name}",
+                         stage=f"encode_lfw_full@{codec_name}").to_pylist()
+    dets = read_parquet(root / paths.LFW_DETECTIONS, "LFW detections", stage="detect_lfw").to_pylist()
+    decoded = {r["image_id"]: r["decoded"] for r in index if r["status"] == "ok"}
+    det_of = {d["image_id"]: d for d in dets}
+    missing = sorted(set(decoded) - set(det_of))
+    if missing:
+        raise FileNotFoundError(
+            f"{root / paths.LFW_DETECTIONS}: no detection for {len(missing)} decoded image(s) (e.g. {missing[0]}); "
+            "it is stale: run `dvc repro detect_lfw`."
+        )
+    out_dir = paths.full_faces_dir(codec_name)
+    with atomic_path(root / out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        rows = align_records([det_of[i] for i in sorted(decoded)], decoded, params.align, tmp / "faces", root,
+                             progress=True, faces_dir=out_dir / "faces")
+        write_faces(rows, tmp / "faces.parquet")
+    return {
+        "codec": codec_name,
+        "faces": sum(r["path"] is not None for r in rows),
+        "no_face_fallback": sum(r["status"] == "no_face" for r in rows),
+    }

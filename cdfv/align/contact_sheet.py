@@ -14,8 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cdfv.align_stage import landmarks_of
-from cdfv.detect.base import LANDMARK_COLUMNS
+from cdfv.detect.base import LANDMARK_COLUMNS, landmarks_of
 from cdfv.io import encode_png, read_rgb, write_bytes_atomic
 
 TILE = 224

@@ -1,4 +1,4 @@
-"""Face alignment maths (thesis-spec §3, paper §III.B), pure functions on numpy arrays.
+"""Face alignment maths (thesis §5.3, paper §III.B), pure functions on numpy arrays.
 
 Pipeline for one detected face (RGB uint8):
 
@@ -9,31 +9,22 @@ Pipeline for one detected face (RGB uint8):
    the default ``rotate_interpolation="nearest"``; later releases use bicubic (a param);
 3. **additive** resize: ``m = size - max(h, w)``, new size ``(h + m, w + m)`` (180x120 → 224x164);
 4. pad the short side with black symmetrically to ``size x size`` (224x224);
-5. for codecs: :func:`codec_input` adds a 16 px black border (224 → 256).
+5. for codecs: :func:`cdfv.encode.border.codec_input` adds a 16 px black border (224 → 256).
 
 The composed 2x3 affine matrix (source image → aligned face) is returned so landmarks are mapped
 with exactly the transform the pixels went through. Coordinates are pixel-index coordinates.
-
-Also the reusable helpers for the VGGFace2 training view (resize 112→256, crop 224, grey p=0.2)
-and the ResNet50 mean subtraction constants.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-#: Mean of the VGGFace2 training set, RGB order (cydonia999/VGGFace2-pytorch works in BGR:
-#: 91.4953, 103.8827, 131.0912). Subtract from float 0-255 RGB faces.
-VGGFACE2_MEAN_RGB: tuple[float, float, float] = (131.0912, 103.8827, 91.4953)
-
 FACE_SIZE = 224
-CODEC_PAD = 16
 
 INTERPOLATION: dict[str, int] = {
     "nearest": cv2.INTER_NEAREST,
@@ -44,7 +35,8 @@ INTERPOLATION: dict[str, int] = {
 }
 
 
-def _interp(name: str) -> int:
+def interpolation_flag(name: str) -> int:
+    """OpenCV flag of an interpolation name (``bilinear`` -> ``cv2.INTER_LINEAR``)."""
     try:
         return INTERPOLATION[name]
     except KeyError:
@@ -65,9 +57,16 @@ class AlignedFace:
 def eye_angle(right_eye: Sequence[float], left_eye: Sequence[float]) -> float:
     """Angle (degrees) of the eye line; rotating by it (counter-clockwise) levels the eyes.
 
-    ``right_eye`` is the subject's right eye (image left), as in retina-face's landmarks.
+    ``right_eye`` is the subject's right eye (image left), as in retina-face's landmarks. The angle is
+    folded into ``(-90, 90]``: a detector that swaps the eyes (right eye on the image's right) gives
+    the same eye line, and must level it, not turn the face upside down (a ±180° rotation).
     """
-    return float(math.degrees(math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])))
+    angle = math.degrees(math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0]))
+    if angle > 90.0:
+        angle -= 180.0
+    elif angle <= -90.0:
+        angle += 180.0
+    return float(angle)
 
 
 def additive_size(h: int, w: int, size: int = FACE_SIZE) -> tuple[int, int]:
@@ -138,14 +137,14 @@ def align_face(
             crop,
             rot,
             (w, h),
-            flags=_interp(rotate_interpolation),
+            flags=interpolation_flag(rotate_interpolation),
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=(0, 0, 0),
         )
 
     nh, nw = additive_size(h, w, size)
     if (nh, nw) != (h, w):
-        crop = cv2.resize(crop, (nw, nh), interpolation=_interp(interpolation))
+        crop = cv2.resize(crop, (nw, nh), interpolation=interpolation_flag(interpolation))
     sx, sy = nw / w, nh / h
     # cv2.resize maps pixel centres: x' = (x + 0.5) * s - 0.5
     scale = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]])
@@ -157,90 +156,3 @@ def align_face(
     matrix = (_h(shift) @ _h(scale) @ _h(rot) @ _h(to_crop))[:2]
     mapped = transform_points(matrix, landmarks) if landmarks is not None else None
     return AlignedFace(image=np.ascontiguousarray(out), pad=(top, bottom, left, right), angle=angle, matrix=matrix, landmarks=mapped)
-
-
-# ------------------------------------------------------------------------------------------
-# Borders for codecs (B2 / C pipelines)
-# ------------------------------------------------------------------------------------------
-def codec_input(face224: np.ndarray, pad: int = CODEC_PAD) -> np.ndarray:
-    """224x224 face → 256x256 uint8 with a ``pad``-px black border (codec input, multiple of 64)."""
-    if face224.ndim != 3 or face224.shape[2] != 3:
-        raise ValueError(f"expected HxWx3, got {face224.shape}")
-    return cv2.copyMakeBorder(np.ascontiguousarray(face224, dtype=np.uint8), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-
-
-def strip_border(image: np.ndarray, pad: int = CODEC_PAD) -> np.ndarray:
-    """Inverse of :func:`codec_input`: drop ``pad`` px on every side (256 → 224)."""
-    if pad == 0:
-        return image
-    if image.shape[0] <= 2 * pad or image.shape[1] <= 2 * pad:
-        raise ValueError(f"{image.shape[:2]} is too small to strip a {pad}px border")
-    return image[pad:-pad, pad:-pad]
-
-
-def load_face(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an aligned face PNG as HxWx3 uint8 RGB (errors name the file)."""
-    from cdfv.io import read_rgb
-
-    return read_rgb(path)
-
-
-def subtract_mean(face: np.ndarray, mean_rgb: Sequence[float] = VGGFACE2_MEAN_RGB) -> np.ndarray:
-    """ResNet50 input: float32 0-255 RGB minus the VGGFace2 mean (channel-last)."""
-    return face.astype(np.float32) - np.asarray(mean_rgb, dtype=np.float32)
-
-
-# ------------------------------------------------------------------------------------------
-# Resize / crop helpers shared with VGGFace2 training (thesis-spec §7 augmentation)
-# ------------------------------------------------------------------------------------------
-def resize_square(image: np.ndarray, size: int, interpolation: str = "bilinear") -> np.ndarray:
-    """Resize to ``size x size`` (VGGFace2: 112 → 256, bilinear)."""
-    if image.shape[:2] == (size, size):
-        return image
-    return cv2.resize(image, (size, size), interpolation=_interp(interpolation))
-
-
-def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """Central ``size x size`` crop (top-left rounding down, as torchvision)."""
-    h, w = image.shape[:2]
-    if h < size or w < size:
-        raise ValueError(f"{h}x{w} is smaller than the {size} crop")
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    return image[top : top + size, left : left + size]
-
-
-def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniform random ``size x size`` crop."""
-    h, w = image.shape[:2]
-    if h < size or w < size:
-        raise ValueError(f"{h}x{w} is smaller than the {size} crop")
-    top = int(rng.integers(0, h - size + 1))
-    left = int(rng.integers(0, w - size + 1))
-    return image[top : top + size, left : left + size]
-
-
-def to_grayscale_rgb(image: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma replicated on 3 channels (torchvision ``Grayscale(3)``)."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    return np.repeat(grey[..., None], 3, axis=2)
-
-
-def vggface2_view(
-    image: np.ndarray,
-    rng: np.random.Generator | None = None,
-    resize: int = 256,
-    crop: int = FACE_SIZE,
-    grey_p: float = 0.2,
-    interpolation: str = "bilinear",
-) -> np.ndarray:
-    """VGGFace2 training view: resize 112→256, random crop 224, grey with prob. ``grey_p``.
-
-    With ``rng=None`` (evaluation) the crop is central and no greying is applied.
-    """
-    img = resize_square(image, resize, interpolation)
-    if rng is None:
-        return np.ascontiguousarray(centre_crop(img, crop))
-    img = random_crop(img, crop, rng)
-    if grey_p > 0 and rng.random() < grey_p:
-        img = to_grayscale_rgb(np.ascontiguousarray(img))
-    return np.ascontiguousarray(img)
