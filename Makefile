@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 SMOKE_DIR ?= build/smoke
 
-.PHONY: setup system-deps repro test smoke server clean-smoke
+.PHONY: setup system-deps repro lint test smoke server clean-smoke
 
 # Python deps: created/updated only when pyproject.toml or constraints.txt change.
 $(STAMP): pyproject.toml constraints.txt
@@ -34,8 +34,13 @@ repro: setup
 	$(BIN)/cdfv validate-params
 	PATH="$(BIN):$$PATH" $(BIN)/dvc repro
 
+# Lint (rules in pyproject.toml): a finding fails `make test`, so CI.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 # The test suite (exit 5 = no tests collected counts as success for CI).
-test: setup
+test: setup lint
 	@PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 

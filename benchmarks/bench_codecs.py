@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from cdfv.align.views import centre_crop
-from cdfv.encode.border import codec_input
-from cdfv.codecs.registry import get_codec
 from cdfv.codecs.hevc import HevcCodec
+from cdfv.codecs.registry import get_codec
 from cdfv.config import EncodeParams
+from cdfv.encode.border import codec_input
 from cdfv.io import encode_png, read_rgb
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lfw-mini" / "lfw"

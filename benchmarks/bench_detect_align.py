@@ -1,4 +1,4 @@
-"""Throughput of detection and alignment (issue 3 targets: alignment <= 0.5 ms/image).
+"""Throughput of detection and alignment (target: alignment <= 0.5 ms/image).
 
     .venv/bin/python benchmarks/bench_detect_align.py [--images DIR] [--retinaface-images 4] [--device auto]
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_ingest.py [--images 13233] [--workers 0]
 
-Target (issue 2): >= 300 images/s on 2 cores, using both cores.
+Target: >= 300 images/s on 2 cores, using both cores.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def drop_cache(paths: list[Path]) -> None:
 
 
 def interleaved_rates(runs: dict[str, tuple[Callable[[], None], Callable[[], None]]], n: int,
-                      repeat: int) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+                      repeat: int) -> tuple[dict[str, float], dict[str, float]]:
     """Median reads/s of each ``(before, fn)`` (``fn`` reads ``n`` latents, ``before`` untimed) and the
     median of its per-repeat speed-up over ``runs["npy"]``; in every repeat the runs go one after the
     other, so a busy shared machine slows both sides of a ratio alike."""
@@ -100,11 +100,11 @@ def interleaved_rates(runs: dict[str, tuple[Callable[[], None], Callable[[], Non
             rates[k].append(n / (time.perf_counter() - t))
     base = np.array(rates["npy"])
     return ({k: float(np.median(v)) for k, v in rates.items()},
-            {k: float(np.median(np.array(v) / base)) for k, v in rates.items()})  # fmt: skip
+            {k: float(np.median(np.array(v) / base)) for k, v in rates.items()})
 
 
 def bench_kind(kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, repeat: int, tmp: Path,
-               policies: list[str]) -> None:  # fmt: skip
+               policies: list[str]) -> None:
     m = len(lat)
     order = np.random.default_rng(1).permutation(n)
     keys = [f"img{i:06d}" for i in range(n)]
@@ -162,10 +162,10 @@ def bench_kind(kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, 
             batches()
 
         warm, xw = interleaved_rates({"npy": (read_npy, read_npy), "get": (warm_up, get_all),
-                                      "batch": (warm_up, batches)}, n, repeat)  # fmt: skip
+                                      "batch": (warm_up, batches)}, n, repeat)
         cold, xc = interleaved_rates({"npy": (lambda: drop_cache(npy_files), read_npy),
                                       "get": (lambda: fresh(True), get_all),
-                                      "batch": (lambda: fresh(True), batches)}, n, repeat)  # fmt: skip
+                                      "batch": (lambda: fresh(True), batches)}, n, repeat)
         enc = w.encoding_counts
         print(f"| {policy} | {w.stored_bytes / n:,.0f} | {ratio:.2f}x | {enc['raw']}/{enc['sparse']}/{enc['lz4']}/{enc['zstd']} | "
               f"{warm['npy']:,.0f} | {warm['get']:,.0f} | **{xw['get']:.1f}x** | {warm['batch']:,.0f} | "

@@ -1,4 +1,4 @@
-"""Training and inference throughput of ResNet50 / cResNet39 (issue 5 performance targets).
+"""Training and inference throughput of ResNet50 / cResNet39 (the training performance targets).
 
 Measures, on the device given (``auto`` = CUDA when present):
 
@@ -8,7 +8,7 @@ Measures, on the device given (``auto`` = CUDA when present):
 2. cResNet39 phase-1 training, latents/s end to end from real latent shards, and compute-only.
 3. Inference per pair (paper protocol, 64 pairs per batch): ResNet50 anchor vs cResNet39, ratio.
 
-Targets (issue 5, one H100): ResNet50 >= 2,000 img/s, cResNet39 >= 8,000 latents/s, cResNet39
+Targets (one H100): ResNet50 >= 2,000 img/s, cResNet39 >= 8,000 latents/s, cResNet39
 >= 4.8x faster per pair than ResNet50. On CPU the script runs with small batches and labels the
 figures CPU. Usage::
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -229,12 +230,12 @@ def complexity(params: ParamsOpt = Path("params.yaml")) -> None:
 def workspace(
     dest: Annotated[Path, typer.Argument(help="folder to create (a DVC workspace)")],
     profile: Annotated[str, typer.Option(help="profile in profiles/ merged over params.yaml")] = "smoke",
-    set_: Annotated[list[str], typer.Option("--set", help="override KEY.PATH=YAML_VALUE")] = [],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override KEY.PATH=YAML_VALUE")] = None,
 ) -> None:
     """Create a DVC workspace running this repo's pipeline with a params profile (e.g. smoke)."""
     from cdfv.workspace import create_workspace, parse_overrides
 
-    ws = create_workspace(Path.cwd(), dest, profile=profile, overrides=parse_overrides(set_))
+    ws = create_workspace(Path.cwd(), dest, profile=profile, overrides=parse_overrides(set_ or []))
     typer.echo(str(ws))
 
 

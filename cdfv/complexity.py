@@ -1,6 +1,6 @@
 """Complexity of every model of the paper's Table 7: MACs (ptflops), kMAC/px, parameters, timing.
 
-Two MAC conventions are reported (thesis-spec §6 "MAC check"):
+Two MAC conventions are reported (thesis §6.4.2, Table 7):
 
 * ``gmac`` — ptflops 0.7.5 ``pytorch`` backend as is: true MACs (a transposed convolution is
   counted at its *input* positions). GDN/IGDN are not counted by either convention.

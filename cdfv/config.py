@@ -78,7 +78,7 @@ class ThresholdSchedule(_Strict):
     step: float = 0.005
 
     @model_validator(mode="after")
-    def _order(self) -> "ThresholdSchedule":
+    def _order(self) -> ThresholdSchedule:
         if not (self.step > 0 and self.stop <= self.start):
             raise ValueError("need step > 0 and stop <= start")
         return self
@@ -108,7 +108,7 @@ class RetinaFaceParams(_Strict):
 
 
 class DetectParams(_Strict):
-    """Detection + centre heuristic (thesis-spec §2)."""
+    """Detection + centre heuristic (thesis §5.4)."""
 
     backend: Literal["retinaface", "dlib"] = "retinaface"
     thresholds: ThresholdSchedule = ThresholdSchedule()
@@ -120,7 +120,7 @@ class DetectParams(_Strict):
 
 
 class AlignParams(_Strict):
-    """Crop, rotate by the eye line, additive resize, pad (thesis-spec §3)."""
+    """Crop, rotate by the eye line, additive resize, pad (thesis §5.4)."""
 
     size: int = Field(224, gt=0)
     codec_pad: int = Field(16, ge=0, description="black border added for codecs: 224 -> 256")
@@ -133,7 +133,7 @@ class AlignParams(_Strict):
 
 
 # --------------------------------------------------------------------------------------------
-# Codecs, encoding and latent shards (issue 4)
+# Codecs, encoding and latent shards (thesis §5.6, §6.2)
 # --------------------------------------------------------------------------------------------
 class CodecEntry(_Strict):
     """One codec x quality point of ``codecs:`` (key = the paper's name, e.g. ``JPEG2000_mse_Q3``)."""
@@ -255,7 +255,7 @@ def _validate_codecs(codecs: dict[str, CodecEntry]) -> dict[str, CodecEntry]:
 
 
 # --------------------------------------------------------------------------------------------
-# Models, training and complexity (issue 5)
+# Models, training and complexity (thesis §5.5, §6.3, Table 7)
 # --------------------------------------------------------------------------------------------
 _DEVICE = r"^(auto|cpu|cuda(:\d+)?)$"
 PAPER_LEARNED_CODECS = ["Balle2018_mse_Q1", "Balle2018_mse_Q3", "Balle2018_mse_Q6", "Balle2018_mse_Q8"]
@@ -311,7 +311,7 @@ class AugmentParams(_Strict):
     grayscale_p: float = Field(0.2, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _fits(self) -> "AugmentParams":
+    def _fits(self) -> AugmentParams:
         if self.crop > self.resize:
             raise ValueError("crop must be <= resize")
         return self
@@ -363,7 +363,7 @@ class TrainParams(_Strict):
     cresnet39: CResNet39TrainParams = CResNet39TrainParams()
 
     @model_validator(mode="after")
-    def _accum(self) -> "TrainParams":
+    def _accum(self) -> TrainParams:
         if self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size {self.batch_size} must be divisible by grad_accum {self.grad_accum}")
         return self
@@ -382,7 +382,7 @@ class ComplexityParams(_Strict):
 
 
 # --------------------------------------------------------------------------------------------
-# Evaluation (issue 6)
+# Evaluation (thesis §5.7–5.9, §6.4)
 # --------------------------------------------------------------------------------------------
 PAPER_CONVENTIONAL_CODECS = [
     *(f"JPEG_Q{q}" for q in (1, 5, 25, 62)),
@@ -400,7 +400,7 @@ PAPER_B1_CODECS = [
 
 
 class EvalParams(_Strict):
-    """LFW verification (stages ``eval_lfw_*`` and ``report``; spec §0, §8)."""
+    """LFW verification (stages ``eval_lfw_*`` and ``report``; thesis §5.8, §5.9.2, §6.4.1)."""
 
     # pipeline B2 (probe decoded, reference original): codecs per recogniser
     resnet50_decoded: Annotated[list[str], _codec_names] = Field(
@@ -437,7 +437,7 @@ class EvalParams(_Strict):
         return name
 
     @model_validator(mode="after")
-    def _b1_subsets(self) -> "EvalParams":
+    def _b1_subsets(self) -> EvalParams:
         for key in ("resnet50_b1", "dlib_b1"):
             extra = [c for c in getattr(self, key) if c not in self.b1_codecs]
             if extra:

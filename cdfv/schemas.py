@@ -1,4 +1,4 @@
-"""Every Parquet schema of the pipeline, declared once (the data contracts of design.md).
+"""Every Parquet schema of the pipeline, declared once (the data contracts between stages).
 
 Writers cast to these schemas (:func:`cdfv.io.write_parquet_atomic`), readers may rely on them.
 """
@@ -41,7 +41,7 @@ VGGFACE2_IMAGES = pa.schema(
     ]
 )
 
-# --- detect_lfw / align_lfw (issue 3) ---------------------------------------------
+# --- detect_lfw / align_lfw ---------------------------------------------------------
 _LANDMARKS = [
     f"{n}_{a}" for n in ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left") for a in ("x", "y")
 ]

@@ -1,1 +1,1 @@
-"""Face alignment (thesis §5.3, paper §III.B): geometry, training views, the ``align_lfw`` stages."""
+"""Face alignment (thesis §5.4, paper §III.B): geometry, training views, the ``align_lfw`` stages."""

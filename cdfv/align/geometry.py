@@ -1,4 +1,4 @@
-"""Face alignment maths (thesis §5.3, paper §III.B), pure functions on numpy arrays.
+"""Face alignment maths (thesis §5.4, paper §III.B), pure functions on numpy arrays.
 
 Pipeline for one detected face (RGB uint8):
 

@@ -32,7 +32,15 @@ from cdfv.align.geometry import align_face
 from cdfv.chunks import ChunkMapper, chunked, map_sequential
 from cdfv.config import AlignParams, Params
 from cdfv.detect.base import LANDMARK_COLUMNS, landmarks_of
-from cdfv.io import atomic_path, encode_png, read_parquet, read_rgb, sha256_bytes, write_json_atomic, write_parquet_atomic
+from cdfv.io import (
+    atomic_path,
+    encode_png,
+    read_parquet,
+    read_rgb,
+    sha256_bytes,
+    write_json_atomic,
+    write_parquet_atomic,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cdfv.errors import CdfvError
 from cdfv.codecs.names import CodecSpec
+from cdfv.errors import CdfvError
 
 
 class CodecError(CdfvError, RuntimeError):

@@ -117,7 +117,7 @@ class HevcCodec(Codec):
         opts = [
             "keyint=1", "min-keyint=1", "scenecut=0", "bframes=0", f"qp={qp}", "ipratio=1", "pbratio=1",
             "repeat-headers=1", "info=0", "range=full", "colormatrix=bt470bg", "log-level=error",
-        ]  # fmt: skip
+        ]
         if self.settings.x265_params:
             opts.append(self.settings.x265_params)
         return ":".join(opts)

@@ -24,8 +24,8 @@ import tempfile
 from pathlib import Path
 
 import glymur
-from glymur.jp2box import InvalidJp2kError
 import numpy as np
+from glymur.jp2box import InvalidJp2kError
 
 from cdfv.codecs.base import Codec, CodecError, check_rgb
 from cdfv.codecs.colour import rgb_to_ycbcr, ycbcr_to_rgb

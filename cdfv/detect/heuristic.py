@@ -1,4 +1,4 @@
-"""The paper's centre heuristic (thesis-spec §2, paper §III.A), as a pure function.
+"""The paper's centre heuristic (thesis §5.4, paper §III.A), as a pure function.
 
 Walk the confidence threshold down from ``start`` (0.985) to ``stop`` (0.7) by ``step`` (0.005).
 At each threshold keep the faces whose box contains the image centre; one left → take it; several

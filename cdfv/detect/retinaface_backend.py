@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from cdfv.errors import CdfvError
 from cdfv.detect.base import Detector, Face
+from cdfv.errors import CdfvError
 
 WEIGHTS_FILE = "retinaface.pth"
 WEIGHTS_URL = "https://github.com/serengil/deepface_models/releases/download/v1.0/retinaface.pth"

@@ -24,10 +24,10 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from cdfv import paths, schemas
+from cdfv.chunks import ChunkMapper, chunked, map_sequential
 from cdfv.config import DetectParams, Params
 from cdfv.detect import make_detector, schedule
 from cdfv.detect.base import LANDMARK_COLUMNS, Detector, clip_box
-from cdfv.chunks import ChunkMapper, chunked, map_sequential
 from cdfv.detect.heuristic import choose_face, fallback_box
 from cdfv.io import ImageReadError, read_parquet, read_rgb, write_json_atomic, write_parquet_atomic
 

@@ -1,4 +1,4 @@
-"""Black borders around codec inputs and their removal (thesis §5.3 / §6.2), pure numpy.
+"""Black borders around codec inputs and their removal (thesis §5.4, §5.6, §6.2), pure numpy.
 
 Codecs see images whose sides are multiples of 64 (CompressAI's constraint, kept for every codec so
 rates compare): pipelines B2 and C pad the aligned 224^2 face by 16 px on every side (→ 256^2,

@@ -1,6 +1,6 @@
 """Verification metrics on pair scores: ROC, AUC, TAR@FAR, EER, 10-fold accuracy (pure functions).
 
-Conventions (paper §III.B, thesis §5.8; spec §8):
+Conventions (paper §III.B, thesis §5.8):
 
 * A pair is *accepted* when ``score >= threshold`` (higher score = more similar).
 * The ROC is :func:`sklearn.metrics.roc_curve` over **all** pairs pooled (the thesis pools the

@@ -14,8 +14,9 @@ import io
 import json
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from cdfv import paths
 from cdfv.rd.bd import BdError, BdMethod, bd_metric, bd_rate
@@ -245,7 +246,7 @@ def plot_fig4(results: Sequence[dict[str, Any]], png: Path) -> None:
         for name, pts in series.items():
             b1 = pts[0].get("pipeline") == "B1"  # thesis ch. 5 decode-then-crop lines: dotted
             ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], marker="s" if b1 else "o",
-                    linestyle=":" if b1 else "-", label=name)  # fmt: skip
+                    linestyle=":" if b1 else "-", label=name)
         for r in anchors:
             ax.axhline(r[key], linestyle="--", color="k", linewidth=1, label=r["model"])
         ax.set_xlabel("rate [bpp] (probe images)")

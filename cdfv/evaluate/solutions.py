@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from cdfv.errors import CdfvError
 from cdfv.codecs.names import CodecNameError, parse_codec_name
+from cdfv.errors import CdfvError
 
 Pipeline = Literal["A", "B1", "B2", "C"]
 RECOGNISERS = ("ResNet50", "cResNet39", "Dlib")

@@ -2,8 +2,8 @@
 
 The CompressAI models come from the codec registry (:func:`cdfv.codecs.learned.load_model`, same
 weights / seeded init as the codecs stages, so online latents equal the stored shards). For the
-zero-mean Ballé hyperprior the entropy-decoded latent is exactly ``round(g_a(x))`` (thesis-spec
-§5), so online encoding needs no range coder.
+zero-mean Ballé hyperprior the entropy-decoded latent is exactly ``round(g_a(x))`` (thesis
+§6.2), so online encoding needs no range coder.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Caffe-style ResNet50 of VGGFace2 (cydonia999/VGGFace2-pytorch layout) and its building blocks.
 
-Differences from torchvision's ResNet50 that matter for MACs and weights (thesis-spec §6):
+Differences from torchvision's ResNet50 that matter for MACs and weights (thesis §5.5.1):
 the stride of a down-sampling bottleneck sits on its *first* 1x1 convolution (not the 3x3), the
 root is a 7x7/2 convolution (pad 3) followed by a 3/2 max-pool with ``padding=0, ceil_mode=True``,
 the head pools with ``AvgPool2d(7)``; convolutions are bias-free and each is followed by BN.

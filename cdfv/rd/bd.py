@@ -14,7 +14,8 @@ needs the metric strictly monotonic in rate (else a clear error). Curves need >=
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from numpy.polynomial import polynomial as P

@@ -8,6 +8,7 @@ unpadded 224^2 face (the thesis leaves the denominator open, §6.2). Distortion 
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 

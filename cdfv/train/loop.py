@@ -34,11 +34,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from cdfv.errors import CdfvError
 from cdfv.config import ArcFaceParams, Phase1Params, Phase2Params, TrainParams
+from cdfv.errors import CdfvError
 from cdfv.models import FaceNet, build_model, resnet50_input, save_model
 from cdfv.train.checkpoint import Checkpoints
-from cdfv.train.data import EpochBatches, ImageDataset, LatentShardDataset, Split, augment, make_split, read_images_table
+from cdfv.train.data import (
+    EpochBatches,
+    ImageDataset,
+    LatentShardDataset,
+    Split,
+    augment,
+    make_split,
+    read_images_table,
+)
 from cdfv.train.distributed import DistEnv
 
 
@@ -72,7 +80,7 @@ class Inputs:
             return LatentShardDataset(split, root / self.index_path, seed=seed)
         return ImageDataset(split, root)
 
-    def to(self, device: torch.device) -> "Inputs":
+    def to(self, device: torch.device) -> Inputs:
         if self.encoder is not None:
             self.encoder.to(device)
         return self

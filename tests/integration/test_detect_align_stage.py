@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from cdfv.io import read_rgb as load_face
 from cdfv.io import read_rgb
+from cdfv.io import read_rgb as load_face
 from tests.conftest import run_dvc
 
 pytestmark = pytest.mark.slow

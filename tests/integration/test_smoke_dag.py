@@ -1,4 +1,4 @@
-"""`make smoke`: the whole DAG offline on ../shared/fixtures ends with the report (issue 6)."""
+"""`make smoke`: the whole DAG offline on ../shared/fixtures ends with the report."""
 
 import json
 import os
@@ -18,7 +18,7 @@ def test_make_smoke_runs_the_whole_dag(tmp_path: Path, shared_dir: Path) -> None
     proc = subprocess.run(
         ["make", "-C", str(REPO), "smoke", f"SMOKE_DIR={ws}", f"VENV={BIN.parent}"],
         capture_output=True, text=True, env=env, timeout=1200,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
     # every stage ran and nothing is left to do
@@ -26,7 +26,7 @@ def test_make_smoke_runs_the_whole_dag(tmp_path: Path, shared_dir: Path) -> None
     assert "Data and pipelines are up to date" in status, status
     evals = {p.stem: json.loads(p.read_text()) for p in (ws / "reports/metrics/eval").glob("*.json")}
     assert {"ResNet50_Original_Anchor", "Dlib_Original_Anchor", "cResNet39_Balle2018_mse_Q1", "Dlib_JPEG_Q1"} <= set(evals)
-    assert {m["pipeline"] for m in evals.values()} == {"A", "B1", "B2", "C"}  # all four pipelines of spec §0
+    assert {m["pipeline"] for m in evals.values()} == {"A", "B1", "B2", "C"}  # all four pipelines (thesis ch. 5-6)
     for name, m in evals.items():
         assert 0.0 <= m["auc"] <= 1.0 and 0.0 <= m["eer"] <= 1.0, name
     # the off-the-shelf dlib recogniser separates the fixture pairs well

@@ -1,4 +1,4 @@
-"""Alignment maths (thesis §5.3): additive resize, symmetric pad, eye-line rotation, borders."""
+"""Alignment maths (thesis §5.4): additive resize, symmetric pad, eye-line rotation, borders."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def test_symmetric_pad_is_exact() -> None:
     assert symmetric_pad(223, 224) == (0, 1, 0, 0)
     assert symmetric_pad(1, 224) == (111, 112, 0, 0)
     for h in range(1, 225, 7):
-        t, b, l, r = symmetric_pad(h, 224)
-        assert t + b + h == 224 and l == r == 0 and b - t in (0, 1)
+        t, b, left, right = symmetric_pad(h, 224)
+        assert t + b + h == 224 and left == right == 0 and b - t in (0, 1)
     with pytest.raises(ValueError):
         symmetric_pad(225, 10)
 
@@ -100,13 +100,13 @@ def test_aligned_face_levels_eyes_and_is_224(box: tuple[int, int, int, int]) -> 
         x, y = np.round(a.landmarks[k]).astype(int)
         assert tuple(a.image[y, x]) == colour, f"landmark {k} at {(x, y)}"
     # pad offsets are exact: black border of the reported width, content inside it
-    t, b, l, r = a.pad
-    h, w = 224 - t - b, 224 - l - r
+    t, b, left, right = a.pad
+    h, w = 224 - t - b, 224 - left - right
     assert max(h, w) == 224
     assert (h, w) == additive_size(box[3] - box[1], box[2] - box[0])
-    if l:
-        assert not a.image[:, :l].any() and not a.image[:, 224 - r :].any()
-        assert a.image[:, l].any() and a.image[:, 223 - r].any()
+    if left:
+        assert not a.image[:, :left].any() and not a.image[:, 224 - right :].any()
+        assert a.image[:, left].any() and a.image[:, 223 - right].any()
     if t:
         assert not a.image[:t].any() and not a.image[224 - b :].any()
 

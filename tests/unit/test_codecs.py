@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from cdfv.align.views import centre_crop
-from cdfv.encode.border import codec_input
 from cdfv.codecs.base import CodecError
+from cdfv.codecs.hevc import split_access_units, sps_size
 from cdfv.codecs.names import CodecNameError, parse_codec_name
 from cdfv.codecs.registry import codec_from_params, get_codec
-from cdfv.codecs.hevc import split_access_units, sps_size
 from cdfv.config import EncodeParams, HevcSettings, LearnedSettings, ParamsError, parse_params
+from cdfv.encode.border import codec_input
 from cdfv.io import read_rgb
 from cdfv.rd.metrics import bpp, psnr
 
@@ -49,7 +49,7 @@ def test_names_parse_to_the_papers_points() -> None:
 
 
 @pytest.mark.parametrize("bad", ["JPEG_Q0", "JPEG_Q101", "HEVC_QP52", "Balle2018_mse_Q9", "Cheng2020_mse_Q7",
-                                 "JPEG2000_psnr_Q1", "jpeg_q5", "WebP_Q5"])  # fmt: skip
+                                 "JPEG2000_psnr_Q1", "jpeg_q5", "WebP_Q5"])
 def test_unknown_names_fail(bad: str) -> None:
     with pytest.raises(CodecNameError):
         parse_codec_name(bad)

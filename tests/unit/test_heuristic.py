@@ -1,4 +1,4 @@
-"""The paper's centre heuristic on synthetic candidate lists (thesis-spec §2)."""
+"""The paper's centre heuristic on synthetic candidate lists (thesis §5.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Models of issue 5: shapes through every network, the paper's GMAC table, checkpoints."""
+"""The paper's networks: shapes through every network, the paper's GMAC table, checkpoints."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_gmac_table_matches_paper(gmac_table: dict[str, tuple[float, float]]) ->
 
 
 def test_gmac_true_convention(gmac_table: dict[str, tuple[float, float]]) -> None:
-    """Without the transposed-conv overcount the decoded anchors are ~6.3 / ~9.3 GMAC (spec §6)."""
+    """Without the transposed-conv overcount the decoded anchors are ~6.3 / ~9.3 GMAC (thesis Table 7)."""
     for name in ("ResNet50_Original_Anchor", "cResNet39_Balle2018_mse_Q1", "cResNet39_Balle2018_mse_Q6"):
         true, paper = gmac_table[name]
         assert true == pytest.approx(paper, rel=1e-9)  # no ConvTranspose2d: conventions agree

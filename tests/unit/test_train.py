@@ -1,4 +1,4 @@
-"""Training loop of issue 5 on the real vggface2-mini fixture (CPU, a few steps).
+"""The two-phase training loop on the real vggface2-mini fixture (CPU, a few steps).
 
 cResNet39 with online latents (untrained Ballé g_a, seeded) keeps the runs to seconds; the
 ResNet50 path runs end to end in tests/integration/test_train_stage.py.

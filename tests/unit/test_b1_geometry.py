@@ -11,8 +11,8 @@ from cdfv import paths
 from cdfv.align.stage import align_records
 from cdfv.codecs.registry import get_codec
 from cdfv.config import PAPER_B1_CODECS, AlignParams, ParamsError, parse_params
-from cdfv.encode.border import crop_padding, pad_image, pad_to_multiple
 from cdfv.detect.base import LANDMARK_COLUMNS
+from cdfv.encode.border import crop_padding, pad_image, pad_to_multiple
 from cdfv.evaluate.solutions import SolutionNameError, parse_solution
 from cdfv.evaluate.stage import stage_name
 from cdfv.io import encode_png, read_rgb
@@ -35,9 +35,9 @@ def test_pad_to_multiple_geometry(h: tuple[int, int], w: None, pads: tuple[int, 
     img = rng.integers(1, 256, (*h, 3), dtype=np.uint8)  # no zeros: the border is the only black
     padded = pad_image(img, got)
     assert padded.shape == (*out, 3) and padded.shape[0] % 64 == 0 and padded.shape[1] % 64 == 0
-    t, b, l, r = got
+    t, _, left, _ = got
     assert padded.sum() == img.astype(np.int64).sum()  # the border is black
-    assert np.array_equal(padded[t : t + h[0], l : l + h[1]], img)
+    assert np.array_equal(padded[t : t + h[0], left : left + h[1]], img)
     assert np.array_equal(crop_padding(padded, got), img)  # decode-then-crop undoes the padding exactly
 
 
@@ -53,7 +53,7 @@ def _detection(image_id: str, box: tuple[int, int, int, int], eyes: tuple[float,
     lm = [*eyes, 125.0, 140.0, 140.0, 165.0, 110.0, 165.0]  # nose, mouth right, mouth left
     det.update(dict(zip(LANDMARK_COLUMNS, lm)))
     det.update(image_id=image_id, identity=image_id.split("/")[0], status="ok", fallback=None,
-               x1=box[0], y1=box[1], x2=box[2], y2=box[3])  # fmt: skip
+               x1=box[0], y1=box[1], x2=box[2], y2=box[3])
     return det
 
 
@@ -74,7 +74,7 @@ def test_b1_faces_reuse_the_original_detection(tmp_path: Path, shared_dir: Path)
     ap = AlignParams()
     a = align_records([det], {image_id: "orig/img.png"}, ap, tmp_path / "A", tmp_path)[0]
     b = align_records([det], {image_id: "dec/img.png"}, ap, tmp_path / "B1", tmp_path,
-                      faces_dir=paths.full_faces_dir("Balle2018_mse_Q1") / "faces")[0]  # fmt: skip
+                      faces_dir=paths.full_faces_dir("Balle2018_mse_Q1") / "faces")[0]
     assert b["path"] == f"data/processed/lfw_full_faces/Balle2018_mse_Q1/faces/{image_id}.png"
     assert a["path"] == f"{paths.LFW_FACES_DIR.as_posix()}/{image_id}.png"
     geometry = ["pad_top", "pad_bottom", "pad_left", "pad_right", "angle", *LANDMARK_COLUMNS]
