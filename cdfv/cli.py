@@ -203,12 +203,17 @@ def train_resnet50(params: ParamsOpt = Path("params.yaml")) -> None:
 def train_cresnet39(
     codec: Annotated[str, typer.Argument(help="learned codec whose latents are the input, e.g. Balle2018_mse_Q1")],
     params: ParamsOpt = Path("params.yaml"),
+    latents: Annotated[
+        str | None,
+        typer.Option(help="shards (latents_vggface2 output) | online (g_a in the loop); "
+                          "default: the train.cresnet39 list holding CODEC"),
+    ] = None,
 ) -> None:
     """Two-phase cResNet39 training on VGGFace2 latents of CODEC (shards or online g_a); resumes."""
     from cdfv.train.stage import run_train_cresnet39
 
-    _maybe_torchrun(["train-cresnet39", codec], params)
-    run_train_cresnet39(load_params(params), codec)
+    _maybe_torchrun(["train-cresnet39", codec, *(["--latents", latents] if latents else [])], params)
+    run_train_cresnet39(load_params(params), codec, latents=latents)
     typer.echo(f"train_cresnet39 {codec}: -> models/cresnet39/{codec}/model.pt")
 
 

@@ -44,8 +44,17 @@ VGGFACE2_LATENTS = PROCESSED / "vggface2" / "latents"
 
 
 def model_dir(model: str, codec: str | None = None) -> Path:
-    """``models/resnet50`` or ``models/cresnet39/<codec>``: model.pt, phase1.pt, checkpoints/."""
+    """``models/resnet50`` or ``models/cresnet39/<codec>``: model.pt, phase1.pt (DVC outputs)."""
     return MODELS / model if codec is None else MODELS / model / codec
+
+
+def checkpoint_dir(model: str, codec: str | None = None) -> Path:
+    """Resumable checkpoints of one training run, ``models/<run>/checkpoints``.
+
+    Deliberately *not* a DVC output (a clone or ``dvc pull`` never needs it): it only lets an
+    interrupted run of the same inputs resume, and a completed run deletes it.
+    """
+    return model_dir(model, codec) / "checkpoints"
 
 
 def train_report_dir(model: str, codec: str | None = None) -> Path:

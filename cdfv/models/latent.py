@@ -8,11 +8,14 @@ zero-mean Ballé hyperprior the entropy-decoded latent is exactly ``round(g_a(x)
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from cdfv.codecs.names import CodecNameError, CodecSpec
 from cdfv.codecs.names import parse_codec_name as _parse
+from cdfv.errors import CdfvError
+from cdfv.models.precision import strict_fp32
 
 
 def parse_codec_name(name: str) -> CodecSpec:
@@ -31,9 +34,11 @@ def load_learned_codec(name: str, pretrained: bool = True, seed: int = 0, untrai
 
 
 class OnlineLatentEncoder(nn.Module):
-    """Frozen ``face224 -> y_hat crop`` on the training device (``train.cresnet39.latents: online``).
+    """Frozen ``face224 -> y_hat crop`` on the training device (``train.cresnet39.online_codecs``).
 
-    pad 224 -> 256 with black (16 px each side), scale to [0, 1], ``round(g_a(x))``, centre crop
+    Round to 8-bit pixels (the codec only ever sees 8-bit images), pad 224 -> 256 with black
+    (16 px each side), scale to [0, 1], ``round(g_a(x))`` in strict fp32 (autocast and TF32 off, so
+    the result equals the range-decoded ŷ of the codec on the same device), centre crop
     ``[:, 1:15, 1:15]`` (thesis §6.2). Input ``(B, 3, 224, 224)`` float 0..255 or uint8.
     """
 
@@ -49,16 +54,48 @@ class OnlineLatentEncoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, face: torch.Tensor) -> torch.Tensor:
-        x = face.float() / 255.0
-        x = nn.functional.pad(x, (self.pad,) * 4)
-        y_hat = torch.round(self.g_a(x))
+        with strict_fp32(face.device.type):
+            x = face.float().round().clamp(0, 255) / 255.0
+            x = nn.functional.pad(x, (self.pad,) * 4)
+            y_hat = torch.round(self.g_a(x))
         c = self.crop
         return y_hat[..., c : y_hat.shape[-2] - c, c : y_hat.shape[-1] - c].contiguous()
 
 
-def online_encoder(name: str, pretrained: bool = True, seed: int = 0, untrained_gain: float = 1.0) -> OnlineLatentEncoder:
+def online_encoder(name: str, pretrained: bool = True, seed: int = 0, untrained_gain: float = 1.0,
+                   pad: int = 16) -> OnlineLatentEncoder:
     """:class:`OnlineLatentEncoder` around the ``g_a`` of codec ``name``."""
-    return OnlineLatentEncoder(load_learned_codec(name, pretrained, seed, untrained_gain).g_a)
+    return OnlineLatentEncoder(load_learned_codec(name, pretrained, seed, untrained_gain).g_a, pad=pad)
+
+
+class LatentMismatchError(CdfvError, RuntimeError):
+    """Online ``round(g_a(x))`` differs from the codec's range-decoded ŷ (names images and count)."""
+
+
+def check_against_codec(encoder: OnlineLatentEncoder, codec: nn.Module, faces: torch.Tensor, names: list[str]) -> int:
+    """Assert ``encoder(faces)`` == the entropy-decoded ŷ crop of the real codec on the same device.
+
+    ``codec``: a :class:`cdfv.codecs.learned.LearnedCodec` whose model sits on the encoder's device
+    (same weights); ``faces``: ``(B, 3, 224, 224)`` uint8. Both run under :func:`strict_fp32`.
+    Returns the number of values compared.
+    """
+    device = next(encoder.g_a.parameters()).device
+    online = encoder(faces.to(device)).to(torch.int32).cpu().numpy()
+    p = encoder.pad
+    images = [np.pad(f.permute(1, 2, 0).cpu().numpy(), ((p, p), (p, p), (0, 0))) for f in faces]
+    with strict_fp32(device.type):
+        _, decoded = codec.encode_with_latents(images)  # type: ignore[attr-defined]
+    c = encoder.crop
+    ref = decoded[..., c : decoded.shape[-2] - c, c : decoded.shape[-1] - c]
+    if ref.shape != online.shape or not np.array_equal(ref, online):
+        bad = [n for n, a, b in zip(names, online, ref) if a.shape != b.shape or not np.array_equal(a, b)]
+        diff = int((ref != online).sum()) if ref.shape == online.shape else -1
+        raise LatentMismatchError(
+            f"online round(g_a(x)) differs from the range-decoded ŷ of {getattr(codec, 'name', 'the codec')} on {device} "
+            f"in {diff} values (images {bad[:8]}): the online latents would not be those evaluated. "
+            "Train from shards (train.cresnet39.codecs) or report this as a bug."
+        )
+    return int(online.size)
 
 
 def synthesis(name: str) -> nn.Module:
