@@ -37,17 +37,22 @@ class OnlineLatentEncoder(nn.Module):
     """Frozen ``face224 -> y_hat crop`` on the training device (``train.cresnet39.online_codecs``).
 
     Round to 8-bit pixels (the codec only ever sees 8-bit images), pad 224 -> 256 with black
-    (16 px each side), scale to [0, 1], ``round(g_a(x))`` in strict fp32 (autocast and TF32 off, so
-    the result equals the range-decoded ŷ of the codec on the same device), centre crop
-    ``[:, 1:15, 1:15]`` (thesis §6.2). Input ``(B, 3, 224, 224)`` float 0..255 or uint8.
+    (16 px each side), scale to [0, 1], ``round(g_a(x))``, centre crop ``[:, 1:15, 1:15]``
+    (thesis §6.2). Input ``(B, 3, 224, 224)`` float 0..255 or uint8.
+
+    ``g_a`` runs exactly as the codec's encoder does (:class:`cdfv.codecs.learned.LearnedCodec`):
+    strict fp32 (autocast and TF32 off), the same channels-last memory layout and the same chunks of
+    ``batch`` images (``encode.learned.batch_size``). Convolution results depend on the kernel in
+    the last bits, and a value at a half-integer then rounds the other way; with the same kernels
+    the online latents equal the codec's range-decoded ŷ bit for bit (checked each run).
     """
 
-    def __init__(self, g_a: nn.Module, pad: int = 16, crop: int = 1) -> None:
+    def __init__(self, g_a: nn.Module, pad: int = 16, crop: int = 1, batch: int = 16) -> None:
         super().__init__()
         self.g_a = g_a.eval()
         for p in self.g_a.parameters():
             p.requires_grad_(False)
-        self.pad, self.crop = pad, crop
+        self.pad, self.crop, self.batch = pad, crop, batch
 
     def train(self, mode: bool = True) -> "OnlineLatentEncoder":  # always frozen, always eval
         return super().train(False)
@@ -55,17 +60,17 @@ class OnlineLatentEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, face: torch.Tensor) -> torch.Tensor:
         with strict_fp32(face.device.type):
-            x = face.float().round().clamp(0, 255) / 255.0
-            x = nn.functional.pad(x, (self.pad,) * 4)
-            y_hat = torch.round(self.g_a(x))
+            x = nn.functional.pad(face.float().round().clamp(0, 255), (self.pad,) * 4)
+            x = x.contiguous(memory_format=torch.channels_last) / 255.0  # the codec's NHWC -> NCHW view
+            y_hat = torch.cat([torch.round(self.g_a(x[i : i + self.batch])) for i in range(0, len(x), self.batch)])
         c = self.crop
         return y_hat[..., c : y_hat.shape[-2] - c, c : y_hat.shape[-1] - c].contiguous()
 
 
 def online_encoder(name: str, pretrained: bool = True, seed: int = 0, untrained_gain: float = 1.0,
-                   pad: int = 16) -> OnlineLatentEncoder:
-    """:class:`OnlineLatentEncoder` around the ``g_a`` of codec ``name``."""
-    return OnlineLatentEncoder(load_learned_codec(name, pretrained, seed, untrained_gain).g_a, pad=pad)
+                   pad: int = 16, batch: int = 16) -> OnlineLatentEncoder:
+    """:class:`OnlineLatentEncoder` around the ``g_a`` of codec ``name`` (``batch``: the codec's batch size)."""
+    return OnlineLatentEncoder(load_learned_codec(name, pretrained, seed, untrained_gain).g_a, pad=pad, batch=batch)
 
 
 class LatentMismatchError(CdfvError, RuntimeError):

@@ -193,6 +193,12 @@ class Phase2Objective(nn.Module):
                 correct = (self.criterion.get_logits(emb).argmax(1) == y).sum()
         return loss, correct
 
+    @torch.no_grad()
+    def logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """ArcFace cosine logits (s x cos, no margin) of ``feats``, in fp32 like :meth:`forward`."""
+        with torch.autocast(feats.device.type, enabled=False):
+            return self.criterion.get_logits(self.embedding(feats.float()))
+
 
 @torch.no_grad()
 def centroid_arcface_loss(emb: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: ArcFaceParams) -> float:

@@ -82,10 +82,12 @@ def cresnet39_spec(params: Params, codec: str, root: Path = Path("."), latents: 
             "embedding_init": str(paths.model_dir("resnet50") / "model.pt") if c.init_embedding_from_resnet50 else "random"}
     if mode == "online":
         pad = params.align.codec_pad
-        enc = online_encoder(codec, learned.pretrained, learned.seed, learned.untrained_gain, pad=pad)
+        enc = online_encoder(codec, learned.pretrained, learned.seed, learned.untrained_gain, pad=pad,
+                             batch=learned.batch_size)
         inputs = Inputs("online", cfg, encoder=enc, check=codec_check(params, codec), check_images=learned.verify_sample)
         meta["codec_settings"] = {"pretrained": learned.pretrained, "seed": learned.seed,
-                                  "untrained_gain": learned.untrained_gain, "codec_pad": pad}
+                                  "untrained_gain": learned.untrained_gain, "codec_pad": pad,
+                                  "batch_size": learned.batch_size}
     else:
         inputs = Inputs("latents", cfg, index_path=paths.vggface2_latent_index(codec))
     return RunSpec(
