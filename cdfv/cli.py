@@ -226,7 +226,9 @@ def complexity(params: ParamsOpt = Path("params.yaml")) -> None:
     rows = run_complexity(load_params(params))
     for name, r in rows.items():
         ms = "-" if r["ms_per_pair"] is None else f"{r['ms_per_pair']:.2f}"
-        typer.echo(f"{name:32s} {r['gmac']:6.2f} GMAC ({r['gmac_paper_convention']:6.2f} paper)  {ms} ms/pair  {r['device']}")
+        e2e = "-" if r["e2e_ms_per_pair"] is None else f"{r['e2e_ms_per_pair']:.2f}"
+        typer.echo(f"{name:32s} {r['gmac']:6.2f} GMAC ({r['gmac_paper_convention']:6.2f} paper)  "
+                   f"{ms} ms/pair network only, {e2e} end-to-end  {r['device']}")
 
 
 @app.command("workspace")

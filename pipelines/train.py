@@ -34,7 +34,7 @@ def train_cresnet39_task(params_path: str, root: str, codec: str) -> str:
 
 @task(name="complexity")
 def complexity_task(params_path: str, root: str) -> dict:
-    return run_complexity(load_params(params_path), Path(root) / "reports/metrics/complexity.json")
+    return run_complexity(load_params(params_path), Path(root) / "reports/metrics/complexity.json", Path(root))
 
 
 @flow(name="train")
