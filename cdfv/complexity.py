@@ -38,10 +38,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
-
-import numpy as np
 
 from cdfv.errors import CdfvError
 from cdfv.models import cresnet39, resnet50_caffe, resnet50_input

@@ -54,7 +54,7 @@ class OnlineLatentEncoder(nn.Module):
             p.requires_grad_(False)
         self.pad, self.crop, self.batch = pad, crop, batch
 
-    def train(self, mode: bool = True) -> "OnlineLatentEncoder":  # always frozen, always eval
+    def train(self, mode: bool = True) -> OnlineLatentEncoder:  # always frozen, always eval
         return super().train(False)
 
     @torch.no_grad()

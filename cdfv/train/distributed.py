@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
-
 from typing import Any, TypeVar
 
 import torch
@@ -31,8 +30,8 @@ class DistEnv:
     local_rank: int = 0
 
     @classmethod
-    def from_env(cls) -> "DistEnv":
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+    def from_env(cls) -> DistEnv:
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0")))
 
     @property
     def is_main(self) -> bool:

@@ -49,13 +49,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from cdfv.errors import CdfvError
 from cdfv.config import ArcFaceParams, Phase1Params, Phase2Params, TrainParams
+from cdfv.errors import CdfvError
 from cdfv.models import FaceNet, build_model, resnet50_input, save_model
 from cdfv.models.precision import fp32_head
 from cdfv.train import fingerprint as fp
 from cdfv.train.checkpoint import Checkpoints
-from cdfv.train.data import EpochBatches, ImageDataset, LatentShardDataset, Split, augment, make_split, read_images_table
+from cdfv.train.data import (
+    EpochBatches,
+    ImageDataset,
+    LatentShardDataset,
+    Split,
+    augment,
+    make_split,
+    read_images_table,
+)
 from cdfv.train.distributed import DistEnv, maybe_sync_batchnorm
 
 #: fault injection (tests): SIGKILL the trainer right after this optimiser step
@@ -97,7 +105,7 @@ class Inputs:
             return LatentShardDataset(split, root / self.index_path, seed=seed, train=train)
         return ImageDataset(split, root)
 
-    def to(self, device: torch.device) -> "Inputs":
+    def to(self, device: torch.device) -> Inputs:
         if self.encoder is not None:
             self.encoder.to(device)
         return self

@@ -23,7 +23,12 @@ from torch import nn
 from cdfv import paths
 from cdfv.config import Params, ParamsError
 from cdfv.models import FaceNet
-from cdfv.models.latent import OnlineLatentEncoder, check_against_codec, online_encoder, parse_codec_name
+from cdfv.models.latent import (
+    OnlineLatentEncoder,
+    check_against_codec,
+    online_encoder,
+    parse_codec_name,
+)
 from cdfv.train.loop import Inputs, RunSpec, Trainer
 
 STAGE_RESNET50 = "train_resnet50"

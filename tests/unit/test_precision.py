@@ -125,7 +125,11 @@ def test_online_encoder_under_autocast_equals_range_decoded_latents(codec_and_en
 
 
 def test_online_check_names_images_on_mismatch(codec_and_encoder) -> None:
-    from cdfv.models.latent import LatentMismatchError, check_against_codec, online_encoder
+    from cdfv.models.latent import (
+        LatentMismatchError,
+        check_against_codec,
+        online_encoder,
+    )
 
     codec, _ = codec_and_encoder
     other = online_encoder(CODEC, False, 0, 31.0)  # different weights than the codec's

@@ -224,7 +224,7 @@ def test_latent_dataset_draws_variants_without_replacement(tmp_path: Path) -> No
         seen = []
         for draw in range(k - 1):
             ds.set_draw(draw)
-            z, label, idx = ds[i]
+            z, _, idx = ds[i]
             assert z.shape == (2, 14, 14) and z.dtype == torch.float32 and idx == i
             seen.append(int(z[0, 0, 0]) - 10 * i)
             assert torch.equal(ds[i][0], z)  # deterministic per (seed, image, draw)
