@@ -249,9 +249,14 @@ class LfwPairs:
 
 def load_lfw_pairs(root: Path, n: int) -> LfwPairs:
     """``n`` pairs from ``pairs.parquet`` (repeated when View 2 is shorter) with paths and detections."""
-    from cdfv import paths
-    from cdfv.align_stage import landmarks_of
+    from cdfv import paths, schemas
     from cdfv.io import read_parquet
+
+    landmark_columns = [c for c in schemas.LFW_DETECTIONS.names if c.endswith(("_x", "_y"))]  # 5 x (x, y)
+
+    def landmarks_of(det: dict[str, Any]) -> np.ndarray | None:
+        vals = [det.get(c) for c in landmark_columns]
+        return None if any(v is None for v in vals) else np.asarray(vals, dtype=np.float64).reshape(5, 2)
 
     pairs = read_parquet(root / paths.LFW_PAIRS, "LFW pairs", stage="ingest_lfw").to_pylist()
     images = {r["image_id"]: r for r in read_parquet(root / paths.LFW_IMAGES, "LFW images", stage="ingest_lfw").to_pylist()}
