@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from cdfv import paths, schemas
-from cdfv.complexity import AlignSettings, ComplexityError, e2e_step, load_lfw_pairs, table7_specs
+from cdfv.complexity import (
+    AlignSettings,
+    ComplexityError,
+    e2e_step,
+    load_lfw_pairs,
+    table7_specs,
+)
 from cdfv.io import encode_png
 from cdfv.models import resnet50_input
 
