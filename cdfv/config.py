@@ -384,7 +384,8 @@ class CResNet39TrainParams(_Strict):
 
 
 class TrainParams(_Strict):
-    """Two-phase training of ResNet50 and cResNet39 (stages train_resnet50, train_cresnet39@<codec>)."""
+    """Two-phase training of ResNet50 and cResNet39 (stages train_resnet50, train_cresnet39@<codec>,
+    train_cresnet39_online@<codec>; thesis §5.5.2, §6.3.2)."""
 
     device: str = Field("auto", pattern=_DEVICE)
     batch_size: int = Field(64, ge=1, description="global batch (split over GPUs and grad_accum micro-batches)")

@@ -302,7 +302,8 @@ def test_resnet50_validation_uses_centre_crops(monkeypatch) -> None:
 
 
 def test_online_latents_train_end_to_end(vgg_root: Path, tmp_path: Path) -> None:
-    """``latents: online``: faces -> augment -> frozen g_a -> round -> crop, on the device."""
+    """``train.cresnet39.online_codecs``: faces -> augment -> frozen g_a -> round -> crop, on the device (and the
+    per-run check against the range-decoded ŷ)."""
     root = workspace(vgg_root, tmp_path)
     params = params_for(root, max_steps_per_epoch=1, cresnet39={"codecs": [], "online_codecs": [CODEC],
                         "phase1": {"epochs": 1, "lr": 0.01}, "phase2": {"epochs": 1, "lr": 0.005}})
