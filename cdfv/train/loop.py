@@ -51,6 +51,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cdfv.config import ArcFaceParams, Phase1Params, Phase2Params, TrainParams
 from cdfv.errors import CdfvError
+from cdfv.io import atomic_path
 from cdfv.models import FaceNet, build_model, resnet50_input, save_model
 from cdfv.models.precision import fp32_head
 from cdfv.train import fingerprint as fp
@@ -371,8 +372,6 @@ class Trainer:
             meta = {**spec.meta, "phase": 2, "history": st.history, "steps": st.step,
                     "classes_phase1": splits["all"].num_classes, "classes_phase2": splits["train"].num_classes,
                     "images": len(splits["all"])}
-            from cdfv.io import atomic_path
-
             with atomic_path(self.root / spec.out_dir / "phase1.pt") as tmp:
                 shutil.copyfile(ckpts.phase1_path, tmp)
             save_model(model, self.root / spec.out_dir / "model.pt", meta=meta)
