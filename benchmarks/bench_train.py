@@ -64,12 +64,13 @@ def trainer_throughput(root: Path, model: str, device: str, batch: int, steps: i
         "train": {"device": device, "batch_size": batch, "workers": workers, "checkpoint_every": 10**6,
                   "max_steps_per_epoch": steps,
                   "resnet50": {"phase1": {"epochs": 2}, "phase2": {"epochs": 0}},
-                  "cresnet39": {"codecs": [CODEC], "latents": "shards", "init_embedding_from_resnet50": False,
+                  "cresnet39": {"codecs": [CODEC], "init_embedding_from_resnet50": False,
                                 "phase1": {"epochs": 2}, "phase2": {"epochs": 0}}},
         "encode": {"learned": {"pretrained": False, "untrained_gain": 10.0}},
     })
     spec = resnet50_spec(params) if model == "resnet50" else cresnet39_spec(params, CODEC, root)
-    spec = dataclasses.replace(spec, out_dir=Path("bench") / model, report_dir=Path("bench") / f"{model}-live")
+    spec = dataclasses.replace(spec, out_dir=Path("bench") / model, report_dir=Path("bench") / f"{model}-live",
+                               checkpoint_dir=Path("bench") / f"{model}-checkpoints")
     m = Trainer(spec, params.train, root, progress=False).fit()
     return float(m.meta["history"][-1]["images_per_s"])  # epoch 2: warm (cudnn autotune, allocator)
 
@@ -123,7 +124,7 @@ def main() -> None:
     out: dict[str, object] = {"device": device_label(dev), "batch": batch, "steps": steps}
 
     with tempfile.TemporaryDirectory() as tmp:
-        copies = max(1, -(-batch * steps // 23))  # enough latents for `steps` batches of the mini set
+        copies = max(3, -(-batch * steps // 23))  # >= 2 epochs + 1 variants; enough latents for `steps` batches
         root = workspace(a.vgg_root, Path(tmp), copies)
         for model in ("resnet50", "cresnet39"):
             out[f"{model}_train_end_to_end_per_s"] = trainer_throughput(root, model, str(dev), batch, steps, workers)

@@ -204,12 +204,17 @@ def train_resnet50(params: ParamsOpt = Path("params.yaml")) -> None:
 def train_cresnet39(
     codec: Annotated[str, typer.Argument(help="learned codec whose latents are the input, e.g. Balle2018_mse_Q1")],
     params: ParamsOpt = Path("params.yaml"),
+    latents: Annotated[
+        str | None,
+        typer.Option(help="shards (latents_vggface2 output) | online (g_a in the loop); "
+                          "default: the train.cresnet39 list holding CODEC"),
+    ] = None,
 ) -> None:
     """Two-phase cResNet39 training on VGGFace2 latents of CODEC (shards or online g_a); resumes."""
     from cdfv.train.stage import run_train_cresnet39
 
-    _maybe_torchrun(["train-cresnet39", codec], params)
-    run_train_cresnet39(load_params(params), codec)
+    _maybe_torchrun(["train-cresnet39", codec, *(["--latents", latents] if latents else [])], params)
+    run_train_cresnet39(load_params(params), codec, latents=latents)
     typer.echo(f"train_cresnet39 {codec}: -> models/cresnet39/{codec}/model.pt")
 
 
@@ -222,7 +227,9 @@ def complexity(params: ParamsOpt = Path("params.yaml")) -> None:
     rows = run_complexity(load_params(params))
     for name, r in rows.items():
         ms = "-" if r["ms_per_pair"] is None else f"{r['ms_per_pair']:.2f}"
-        typer.echo(f"{name:32s} {r['gmac']:6.2f} GMAC ({r['gmac_paper_convention']:6.2f} paper)  {ms} ms/pair  {r['device']}")
+        e2e = "-" if r["e2e_ms_per_pair"] is None else f"{r['e2e_ms_per_pair']:.2f}"
+        typer.echo(f"{name:32s} {r['gmac']:6.2f} GMAC ({r['gmac_paper_convention']:6.2f} paper)  "
+                   f"{ms} ms/pair network only, {e2e} end-to-end  {r['device']}")
 
 
 @app.command("workspace")

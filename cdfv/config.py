@@ -211,7 +211,10 @@ class LatentShardSettings(_Strict):
 class VggLatentParams(_Strict):
     """``latents_vggface2@<codec>`` (codecs = ``train.cresnet39.codecs``): VGGFace2 latents for cResNet39."""
 
-    variants: int = Field(1, ge=1, description="K: variant 0 = centre crop, 1..K-1 = random crop + grayscale")
+    variants: int = Field(
+        10, ge=1, description="K per image: 0 = centre crop (validation), 1..K-1 = random crop + grey, one per "
+        "training epoch without replacement (K >= cResNet39 phase1 + phase2 epochs + 1, thesis §6.3)"
+    )
     resize: int = Field(256, gt=0)
     crop: int = Field(224, gt=0)
     grayscale_p: float = Field(0.2, ge=0, le=1)
@@ -330,19 +333,58 @@ class ResNet50TrainParams(_Strict):
 
 
 class CResNet39TrainParams(_Strict):
+    """cResNet39 per learned codec. Where the VGGFace2 latents come from is a stage choice, so two
+    lists (DVC cannot make a stage's deps depend on a param): ``codecs`` train on the stored
+    ``latents_vggface2@<codec>`` shards (``train_cresnet39@<codec>``), ``online_codecs`` compute
+    ``round(g_a(x))`` of fresh augmentations on the device (``train_cresnet39_online@<codec>``)."""
+
     codecs: Annotated[list[str], _hyperprior_codecs] = Field(
-        default_factory=lambda: list(PAPER_LEARNED_CODECS), description="train_cresnet39@<codec> matrix"
+        default_factory=lambda: list(PAPER_LEARNED_CODECS),
+        description="train_cresnet39@<codec> (and latents_vggface2@<codec>) matrix: latents from shards",
     )
-    latents: Literal["shards", "online"] = Field(
-        "shards", description="shards = latents_vggface2@<codec> output; online = round(g_a(x)) on the device"
+    online_codecs: Annotated[list[str], _hyperprior_codecs] = Field(
+        default_factory=list, description="train_cresnet39_online@<codec> matrix: frozen g_a in the training loop"
     )
     init_embedding_from_resnet50: bool = Field(True, description="phase-2 FC starts from ResNet50's (thesis §6.3.2)")
     phase1: Phase1Params = Phase1Params(epochs=6)
     phase2: Phase2Params = Phase2Params(epochs=3)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "latents" in data:
+            raise ValueError(
+                "latents: was replaced by two lists: put shard-trained codecs in train.cresnet39.codecs and "
+                "online ones (round(g_a(x)) in the loop) in train.cresnet39.online_codecs"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "CResNet39TrainParams":
+        both = sorted(set(self.codecs) & set(self.online_codecs))
+        if both:
+            raise ValueError(f"{both} in both codecs and online_codecs: each codec's model is trained one way "
+                             "(both stages would write models/cresnet39/<codec>/model.pt)")
+        return self
+
+    @property
+    def epochs(self) -> int:
+        """Training epochs of both phases: each draws a fresh augmentation per image."""
+        return self.phase1.epochs + self.phase2.epochs
+
+    def mode(self, codec: str) -> Literal["shards", "online"]:
+        """Where ``codec``'s training latents come from; :class:`ParamsError` when it is in neither list."""
+        if codec in self.codecs:
+            return "shards"
+        if codec in self.online_codecs:
+            return "online"
+        raise ParamsError(f"codec {codec!r} is in neither train.cresnet39.codecs {self.codecs} "
+                          f"nor train.cresnet39.online_codecs {self.online_codecs}")
+
 
 class TrainParams(_Strict):
-    """Two-phase training of ResNet50 and cResNet39 (stages train_resnet50, train_cresnet39@<codec>)."""
+    """Two-phase training of ResNet50 and cResNet39 (stages train_resnet50, train_cresnet39@<codec>,
+    train_cresnet39_online@<codec>; thesis §5.5.2, §6.3.2)."""
 
     device: str = Field("auto", pattern=_DEVICE)
     batch_size: int = Field(64, ge=1, description="global batch (split over GPUs and grad_accum micro-batches)")
@@ -476,6 +518,18 @@ class Params(_Strict):
     train: TrainParams = TrainParams()
     complexity: ComplexityParams = ComplexityParams()
     eval: EvalParams = EvalParams()
+
+    @model_validator(mode="after")
+    def _enough_variants(self) -> "Params":
+        c, k = self.train.cresnet39, self.encode.vggface2.variants
+        if c.codecs and k < c.epochs + 1:
+            raise ValueError(
+                f"encode.vggface2.variants: {k} latents per image (centre crop + {k - 1} random) but cResNet39 trains "
+                f"{c.phase1.epochs} + {c.phase2.epochs} epochs on shards (train.cresnet39.codecs), each drawing a "
+                f"different random variant; set encode.vggface2.variants >= {c.epochs + 1}, or train those codecs "
+                "online (train.cresnet39.online_codecs)"
+            )
+        return self
 
     def require(self, section: str) -> Any:
         value = getattr(self, section)

@@ -117,13 +117,22 @@ TRAIN_REPORTS = REPORTS / "train"
 
 
 def model_dir(model: str, codec: str | None = None) -> Path:
-    """``models/resnet50`` or ``models/cresnet39/<codec>``: model.pt, phase1.pt, checkpoints/."""
+    """``models/resnet50`` or ``models/cresnet39/<codec>``: model.pt, phase1.pt (DVC outputs)."""
     return MODELS / model if codec is None else MODELS / model / codec
 
 
 def model_file(model: str, codec: str | None = None) -> Path:
     """The trained (phase-2) network of a run: ``models/<model>[/<codec>]/model.pt``."""
     return model_dir(model, codec) / "model.pt"
+
+
+def checkpoint_dir(model: str, codec: str | None = None) -> Path:
+    """Resumable checkpoints of one training run, ``models/<run>/checkpoints``.
+
+    Deliberately *not* a DVC output (a clone or ``dvc pull`` never needs it): it only lets an
+    interrupted run of the same inputs resume, and a completed run deletes it.
+    """
+    return model_dir(model, codec) / "checkpoints"
 
 
 def train_report_dir(model: str, codec: str | None = None) -> Path:

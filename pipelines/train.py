@@ -35,17 +35,18 @@ def train_cresnet39_task(params_path: str, root: str, codec: str) -> str:
 
 @task(name="complexity")
 def complexity_task(params_path: str, root: str) -> dict:
-    return run_complexity(load_params(params_path), Path(root) / paths.COMPLEXITY_JSON)
+    return run_complexity(load_params(params_path), Path(root) / paths.COMPLEXITY_JSON, Path(root))
 
 
 @flow(name="train")
 def train_flow(params_path: str = "params.yaml", root: str = ".", codecs: list[str] | None = None,
                complexity: bool = True) -> list[str]:
-    """Train ResNet50 then cResNet39 for ``codecs`` (default: train.cresnet39.codecs)."""
+    """Train ResNet50 then cResNet39 for ``codecs`` (default: train.cresnet39.codecs + online_codecs)."""
     path = str(Path(root) / params_path) if not Path(params_path).is_absolute() else params_path
     params = load_params(path)
     outs = [train_resnet50_task(path, root)]
-    for codec in codecs or params.train.cresnet39.codecs:
+    c = params.train.cresnet39
+    for codec in codecs or [*c.codecs, *c.online_codecs]:
         outs.append(train_cresnet39_task(path, root, codec))
     if complexity:
         complexity_task(path, root)

@@ -25,6 +25,7 @@ import torch
 
 from cdfv.chunks import chunked
 from cdfv.codecs.base import Codec, CodecError, LatentCheckError, check_rgb
+from cdfv.precision import strict_fp32
 from cdfv.codecs.names import CodecSpec
 from cdfv.config import LearnedSettings
 
@@ -99,6 +100,18 @@ def unpack(data: bytes) -> tuple[int, int, bytes, bytes]:
     return h, w, data[_HEADER.size : _HEADER.size + ny], data[_HEADER.size + ny :]
 
 
+def _fp32(fn):  # type: ignore[no-untyped-def]
+    """Run a codec operation without autocast and TF32 (IEEE fp32 convolutions on CUDA too), so the
+    entropy models see the same values on every device and ŷ = round(g_a(x)) holds exactly."""
+
+    def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with strict_fp32(self.device.type), torch.no_grad():
+            return fn(self, *args, **kwargs)
+
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
 class LearnedCodec(Codec):
     extension = ".bin"
 
@@ -122,7 +135,7 @@ class LearnedCodec(Codec):
         return len(data) - _HEADER.size
 
     # -- codec --------------------------------------------------------------------------------
-    @torch.no_grad()
+    @_fp32
     def encode_batch(self, images: Sequence[np.ndarray]) -> list[bytes]:
         out: list[bytes] = []
         for part in chunked(images, self.settings.batch_size):
@@ -142,7 +155,7 @@ class LearnedCodec(Codec):
             groups.setdefault((h, w), []).append(i)
         return groups
 
-    @torch.no_grad()
+    @_fp32
     def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
         out: list[np.ndarray | None] = [None] * len(blobs)
         for (h, w), idx in self._group(blobs).items():
@@ -165,7 +178,7 @@ class LearnedCodec(Codec):
                 f"{self.spec.architecture} codes ŷ - μ with predicted means μ"
             )
 
-    @torch.no_grad()
+    @_fp32
     def decode_latents(self, blobs: Sequence[bytes]) -> np.ndarray:
         """Entropy-decode ŷ from bitstreams: (B, N, H/16, W/16) int32 (equal sizes required)."""
         self._require_hyperprior()
@@ -179,7 +192,7 @@ class LearnedCodec(Codec):
         y_hat = m.gaussian_conditional.decompress([p[2] for p in parsed], indexes, z_hat.dtype)
         return y_hat.round().to(torch.int32).cpu().numpy()
 
-    @torch.no_grad()
+    @_fp32
     def encode_with_latents(self, images: Sequence[np.ndarray]) -> tuple[list[bytes], np.ndarray]:
         """Bitstreams and their entropy-decoded ŷ; checks ŷ == round(g_a(x)) on ``verify_sample`` images."""
         self._require_hyperprior()

@@ -96,7 +96,10 @@ class TorchRecogniser:
 
         path = Path(checkpoint)
         if not path.is_file():
-            stage = "train_resnet50" if input_kind == "face" else f"train_cresnet39@{path.parent.name}"
+            if input_kind == "face":
+                stage = "train_resnet50"
+            else:  # listed under train.cresnet39.codecs (shards) or .online_codecs
+                stage = f"train_cresnet39@{path.parent.name}` or `dvc repro train_cresnet39_online@{path.parent.name}"
             raise FileNotFoundError(f"{path}: checkpoint missing for {name}. Run `dvc repro {stage}` first.")
         self.name, self.input_kind = name, input_kind
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))

@@ -41,7 +41,7 @@ PAPER_TABLE7: dict[str, tuple[float, float, float, float, float, float | None]] 
     "cResNet39_Balle2018_mse_Q6": (2.38, 47, 42.9, 0.672, 0.851, 0.38),
     "cResNet39_Balle2018_mse_Q8": (2.38, 47, 42.9, 0.673, 0.917, 0.65),
 }
-PAPER_SPEEDUP = 3.216 / 0.669  # ms/pair original anchor / cResNet39 Q1: the paper's ≈4.8x
+ANCHOR = "ResNet50_Original_Anchor"
 
 CSV_FIELDS = ("model", "bpp", "tar_far_1e-3", "tar_far_1e-2", "eer", "auc")
 
@@ -160,48 +160,101 @@ def bd_rows(
     return rows
 
 
+def _ratio(a: Any, b: Any) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _times(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None else f"×{x:.{digits}f}"
+
+
+def table7_sentences(complexity: dict[str, dict[str, Any]]) -> list[str]:
+    """The sentences under Table 7, every number taken from ``complexity.json`` (or 'not measured')."""
+    out = []
+    rows = [c for c in complexity.values() if c.get("device")]
+    if rows:
+        devices = ", ".join(sorted({str(c["device"]) for c in rows}))
+        runs = sorted({(c.get("repeats"), c.get("batch_pairs")) for c in rows})
+        out.append(f"Our timings: {devices}; " + "; ".join(f"mean of {r} batches of {p} pairs" for r, p in runs)
+                   + ". Paper: RTX 3080, mean of 50 runs over LFW View 2 in batches of 64 pairs.")
+    else:
+        out.append("Our timings: not measured (run the complexity stage). Paper: RTX 3080, mean of 50 runs over "
+                   "LFW View 2 in batches of 64 pairs.")
+    a, c1 = complexity.get(ANCHOR, {}), complexity.get("cResNet39_Balle2018_mse_Q1", {})
+    paper_speedup = PAPER_TABLE7[ANCHOR][3] / PAPER_TABLE7["cResNet39_Balle2018_mse_Q1"][3]
+    net, e2e = _ratio(a.get("ms_per_pair"), c1.get("ms_per_pair")), _ratio(a.get("e2e_ms_per_pair"), c1.get("e2e_ms_per_pair"))
+    if net is None and e2e is None:
+        out.append(f"Speed-up ms/pair of the original anchor over cResNet39 Q1: not measured here (both rows needed); "
+                   f"paper {_times(paper_speedup)} (end-to-end).")
+    else:
+        out.append(f"Speed-up ms/pair of the original anchor over cResNet39 Q1: ours {_times(e2e)} end-to-end, "
+                   f"{_times(net)} network only; paper {_times(paper_speedup)} (end-to-end).")
+    for codec in sorted({m.split("_", 1)[1] for m in complexity if m.startswith("ResNet50_") and m != ANCHOR}):
+        dec, comp = complexity.get(f"ResNet50_{codec}", {}), complexity.get(f"cResNet39_{codec}", {})
+        paper_dec, paper_comp = PAPER_TABLE7.get(f"ResNet50_{codec}"), PAPER_TABLE7.get(f"cResNet39_{codec}")
+        true, conv = dec.get("gmac"), dec.get("gmac_paper_convention")
+        if true is None:
+            continue
+        text = (f"{codec}: the decoded anchor (g_s + ResNet50) is {true:.2f} GMAC with each ConvTranspose2d "
+                f"counted at its true MACs, {_fmt(conv, 2)} in the paper's convention (output positions)")
+        text += f"; the paper reports {paper_dec[0]:.2f}" if paper_dec else ""
+        if comp.get("gmac"):
+            text += f". Versus cResNet39 ({comp['gmac']:.2f} GMAC) that is {_times(true / comp['gmac'])} the MACs"
+            if conv is not None:
+                text += f" ({_times(conv / comp['gmac'])} in the paper's convention"
+                text += f"; paper {_times(paper_dec[0] / paper_comp[0])})" if paper_dec and paper_comp else ")"
+        out.append(text + ".")
+    return out
+
+
 def table7_markdown(
     results: Sequence[dict[str, Any]],
     complexity: dict[str, dict[str, Any]],
     bd_anchor: str = "ResNet50_Balle2018_mse",
     bd_method: BdMethod = "cubic",
 ) -> str:
-    """The paper's Table II/7 with our values, the paper's, and the differences; plus BD deltas."""
+    """The paper's Table II/7: our values beside the paper's (with differences) and BD deltas.
+
+    Conventions are labelled per column: GMAC "true" = ptflops counting a ConvTranspose2d at its
+    input positions, "paper conv." = at its output positions (the paper's figures); kMAC/px = that
+    GMAC / 224² (thesis-spec §6). Timings: "net" = networks only, inputs on the device; "e2e" = the
+    path the paper timed (spec §8: read/decode, crop/align/resize or range decoding, networks, both
+    images of a pair); the paper's ms columns are end-to-end.
+    """
     by_model = {r["model"]: r for r in results}
     out = ["# Table 7 (paper Table II) regenerated", ""]
-    devices = sorted({str(c.get("device")) for c in complexity.values() if c.get("device")})
     out.append(
-        "Ours vs paper (RTX 3080, mean of 50 runs). GMAC = ptflops 'pytorch' backend; "
-        "'paper conv.' counts each ConvTranspose2d at its output positions as the paper did. "
-        f"Timing device here: {', '.join(devices) or 'not measured (run the complexity stage)'}. "
-        "Rate = mean bpp over probe images. '–' = not evaluated in this run."
+        "Ours beside the paper's values. GMAC true = ptflops 'pytorch' backend (a ConvTranspose2d counted at its "
+        "input positions); paper conv. = each ConvTranspose2d counted at its output positions, as the paper did. "
+        "kMAC/px = GMAC / 224² in the column's convention; the paper's kMAC/px is in the paper convention. "
+        "ms: 'net' = networks only (inputs on the device), 'e2e' = end-to-end per pair as the paper timed "
+        "(A: read + decode + crop/align/resize of both images + 2 ResNet50; B: range decoding + g_s of the probe, "
+        "reference as A, 2 ResNet50; C: range decoding of ŷ for both + 2 cResNet39). The paper's ms are end-to-end: "
+        "A and B include crop/align/resize of both images (and g_s decoding for B), C the latent crop (spec §8); "
+        "its C excludes range decoding, which ours includes. "
+        "Rate = mean bpp over probe images. '–' = not evaluated / measured in this run."
     )
     out.append("")
     out.append(
-        "| Model | GMAC | GMAC paper conv. | GMAC paper | Δ (conv.) | kMAC/px | paper | ms/batch | paper | "
-        "ms/pair | paper | TAR@FAR=1e-3 | paper | Δ | bpp | paper | Δ |"
+        "| Model | GMAC true | GMAC paper conv. | GMAC paper | Δ (paper conv.) | kMAC/px true | kMAC/px paper conv. | "
+        "kMAC/px paper (paper conv.) | ms/batch net | ms/batch e2e | ms/batch paper (e2e) | ms/pair net | ms/pair e2e | "
+        "ms/pair paper (e2e) | TAR@FAR=1e-3 | paper | Δ | bpp | paper | Δ |"
     )
-    out.append("|---" * 17 + "|")
+    out.append("|---" * 20 + "|")
     for model, (p_gmac, p_kmac, p_batch, p_pair, p_tar, p_bpp) in PAPER_TABLE7.items():
         c = complexity.get(model, {})
         r = by_model.get(model, {})
-        gmac_conv = c.get("gmac_paper_convention", c.get("gmac"))
+        gmac_conv = c.get("gmac_paper_convention")
         out.append(
             f"| {model} | {_fmt(c.get('gmac'), 2)} | {_fmt(gmac_conv, 2)} | {p_gmac:.2f} | {_diff(gmac_conv, p_gmac, 2)} | "
-            f"{_fmt(c.get('kmac_per_px'), 0)} | {p_kmac:.0f} | {_fmt(c.get('ms_per_batch'), 1)} | {p_batch:.1f} | "
-            f"{_fmt(c.get('ms_per_pair'), 3)} | {p_pair:.3f} | {_fmt(r.get('tar_far_1e-3'))} | {p_tar:.3f} | "
-            f"{_diff(r.get('tar_far_1e-3'), p_tar)} | {_fmt(r.get('bpp'))} | {_fmt(p_bpp, 2)} | {_diff(r.get('bpp'), p_bpp)} |"
+            f"{_fmt(c.get('kmac_per_px'), 0)} | {_fmt(c.get('kmac_per_px_paper_convention'), 0)} | {p_kmac:.0f} | "
+            f"{_fmt(c.get('ms_per_batch'), 1)} | {_fmt(c.get('e2e_ms_per_batch'), 1)} | {p_batch:.1f} | "
+            f"{_fmt(c.get('ms_per_pair'), 3)} | {_fmt(c.get('e2e_ms_per_pair'), 3)} | {p_pair:.3f} | "
+            f"{_fmt(r.get('tar_far_1e-3'))} | {p_tar:.3f} | {_diff(r.get('tar_far_1e-3'), p_tar)} | "
+            f"{_fmt(r.get('bpp'))} | {_fmt(p_bpp, 2)} | {_diff(r.get('bpp'), p_bpp)} |"
         )
     out.append("")
-    a = complexity.get("ResNet50_Original_Anchor", {}).get("ms_per_pair")
-    cq = complexity.get("cResNet39_Balle2018_mse_Q1", {}).get("ms_per_pair")
-    ratio = f"{a / cq:.2f}x" if a and cq else "– (complexity not measured for both)"
-    out.append(
-        f"Speed-up ms/pair original anchor / cResNet39 Q1: ours {ratio}, paper {PAPER_SPEEDUP:.2f}x. "
-        "With ConvTranspose2d counted at its true MACs a Ballé-decoded anchor is ≈6.3 GMAC (q1), "
-        "not 13.55, so the paper's '×5.74 more MACs than cResNet39' shrinks to ≈×2.7."
-    )
-    out.append("")
+    out += [f"{line}\n" for line in table7_sentences(complexity)]
     others = [r for r in results if r["model"] not in PAPER_TABLE7]
     if others:
         out += ["## Other evaluated solutions", "", metrics_table_markdown(others)]

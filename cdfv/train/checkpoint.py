@@ -1,9 +1,11 @@
 """Resumable training checkpoints: atomic writes, newest-valid-first loading, corrupt fallback.
 
 Files ``<dir>/step-00001234.pt`` hold the model, optimiser, scheduler, loss (ArcFace weights) and
-the loop position. A checkpoint that cannot be read is renamed ``*.corrupt`` and the previous one
-is used, with a message naming both. Checkpoints written under another configuration
-(``fingerprint``) are ignored so a params change never resumes a stale run.
+the loop position; ``<dir>/phase1.pt`` the finished phase-1 network (copied to the stage output at
+the end). A checkpoint that cannot be read is renamed ``*.corrupt`` and the previous one is used,
+with a message naming both. Checkpoints written for other inputs (:mod:`cdfv.train.fingerprint`:
+params, code, data) are discarded, naming what changed; a completed run seals the folder (deletes
+it) so the next run of the stage trains from step 0.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 
 from cdfv.io import atomic_path
+from cdfv.train.fingerprint import Fingerprint
 
 FORMAT = "cdfv-train/1"
 _NAME = re.compile(r"^step-(\d{8,})\.pt$")
@@ -42,8 +45,13 @@ def _say(msg: str) -> None:
 class Checkpoints:
     """The checkpoint folder of one training run."""
 
-    def __init__(self, folder: str | Path, fingerprint: str, keep: int = 3, writer: bool = True) -> None:
+    def __init__(self, folder: str | Path, fingerprint: Fingerprint, keep: int = 3, writer: bool = True) -> None:
         self.folder, self.fingerprint, self.keep, self.writer = Path(folder), fingerprint, keep, writer
+
+    @property
+    def phase1_path(self) -> Path:
+        """The finished phase-1 network of this run (written at the phase switch)."""
+        return self.folder / "phase1.pt"
 
     def files(self) -> list[Path]:
         """Checkpoint files, newest (highest step) first."""
@@ -57,7 +65,8 @@ class Checkpoints:
         if not self.writer:
             return None
         path = self.folder / f"step-{step:08d}.pt"
-        payload = {"format": FORMAT, "fingerprint": self.fingerprint, **data}
+        payload = {"format": FORMAT, "fingerprint": self.fingerprint.digest,
+                   "fingerprint_parts": self.fingerprint.parts, **data}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
         for old in self.files()[self.keep :]:
@@ -79,8 +88,12 @@ class Checkpoints:
                 if self.writer:
                     path.replace(path.with_name(path.name + ".corrupt"))
                 continue
-            if data.get("fingerprint") != self.fingerprint:
-                _say(f"{path} was written with different params/data; starting fresh")
+            if data.get("fingerprint") != self.fingerprint.digest:
+                changed = ", ".join(self.fingerprint.changed(data.get("fingerprint_parts")))
+                _say(f"{path} was written for different inputs (changed: {changed}); starting fresh")
+                return None
+            if data["state"]["phase"] == 2 and not self.phase1_path.is_file():
+                _say(f"{path} is a phase-2 checkpoint but {self.phase1_path} is missing; starting fresh")
                 return None
             _say(f"resuming from {path} (phase {data['state']['phase']}, epoch {data['state']['epoch']}, "
                  f"batch {data['state']['batch']}, step {data['state']['step']})")
@@ -91,3 +104,7 @@ class Checkpoints:
         """Remove every checkpoint (a fresh start under a new configuration)."""
         if self.writer and self.folder.exists():
             shutil.rmtree(self.folder)
+
+    def seal(self) -> None:
+        """The run completed: delete its checkpoints so no later run resumes from them."""
+        self.clear()

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,41 +95,66 @@ class ImageDataset(Dataset):
 class LatentShardDataset(Dataset):
     """``(float tensor N x 14 x 14, label, index)`` from ``latents_vggface2@<codec>`` shards.
 
-    With K augmentation variants per image (``encode.vggface2.variants``) each epoch picks one
-    variant per image deterministically from ``(seed, epoch)`` (:meth:`set_epoch`).
+    The shards hold K variants per image (``encode.vggface2.variants``): 0 = centre crop, 1..K-1 =
+    random crop 224 of the 256 resize + grey with p = 0.2 (thesis §6.3, the augmentation ResNet50
+    gets). ``train=False`` (validation) always reads variant 0. ``train=True`` reads, for training
+    epoch ``draw`` (0, 1, ... over phase 1 then phase 2, :meth:`set_draw`), the ``draw``-th entry of
+    a per-image permutation of 1..K-1 fixed by ``(seed, image_id)``: a fresh random variant every
+    epoch, never the same one twice (drawn without replacement), never the centre crop.
     """
 
-    def __init__(self, split: Split, index_path: Path, seed: int = 0) -> None:
+    def __init__(self, split: Split, index_path: Path, seed: int = 0, train: bool = True) -> None:
         from cdfv.shards import LatentShardReader
 
         if not Path(index_path).is_file():
             raise FileNotFoundError(
                 f"{index_path}: VGGFace2 latent shards missing. Run `dvc repro latents_vggface2@<codec>` "
-                "or set train.cresnet39.latents: online"
+                "or train the codec online (train.cresnet39.online_codecs)"
             )
-        self.split, self.reader, self.seed = split, LatentShardReader(index_path), seed
+        self.split, self.reader, self.seed, self.train = split, LatentShardReader(index_path), seed, train
+        self.index_path = Path(index_path)
         idx = self.reader.index.to_pydict()
-        variants = idx.get("variant", [0] * len(idx["key"]))
-        by_image: dict[str, list[str]] = {}
-        for key, image_id, v in sorted(zip(idx["key"], idx["image_id"], variants), key=lambda t: (t[1], t[2])):
-            by_image.setdefault(image_id, []).append(key)
+        variants = idx.get("variant") or [0] * len(idx["key"])
+        by_image: dict[str, dict[int, str]] = {}
+        for key, image_id, v in zip(idx["key"], idx["image_id"], variants):
+            by_image.setdefault(image_id, {})[int(v)] = key
         missing = [i for i in split.image_ids if i not in by_image]
         if missing:
             raise ValueError(f"{index_path}: no latents for {len(missing)} training images (e.g. {missing[:3]}); "
                              "rerun the latents_vggface2 stage after ingest_vggface2")
-        self.keys = [by_image[i] for i in split.image_ids]
-        self.epoch = 0
+        self.variants = len(by_image[split.image_ids[0]])
+        for image_id in split.image_ids:
+            have = by_image[image_id]
+            if sorted(have) != list(range(self.variants)):
+                raise ValueError(f"{index_path}: image {image_id} has variants {sorted(have)}, expected 0..{self.variants - 1} "
+                                 "like the others (an encoding failure skipped with encode.on_error: skip?); "
+                                 "rerun latents_vggface2 with encode.on_error: fail")
+        self.keys = [[by_image[i][v] for v in range(self.variants)] for i in split.image_ids]
+        self.draw = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_draw(self, draw: int) -> None:
+        """Select training epoch ``draw`` (phase-1 epochs first, then phase 2's)."""
+        if self.train and draw >= self.variants - 1:
+            raise ValueError(
+                f"{self.index_path}: {self.variants} latent variants per image (centre + {self.variants - 1} random) "
+                f"but training epoch {draw + 1} needs a {draw + 1}th distinct random variant; set "
+                f"encode.vggface2.variants >= {draw + 2} (phase1 + phase2 epochs + 1) and rerun latents_vggface2"
+            )
+        self.draw = draw
+
+    def variant(self, i: int) -> int:
+        """The variant image ``i`` reads at the current draw (0 when not training)."""
+        if not self.train:
+            return 0
+        key = int.from_bytes(hashlib.sha256(self.split.image_ids[i].encode()).digest()[:8], "little")
+        order = np.random.default_rng([self.seed, key]).permutation(self.variants - 1) + 1
+        return int(order[self.draw])
 
     def __len__(self) -> int:
         return len(self.split)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        keys = self.keys[i]
-        k = 0 if len(keys) == 1 else int(np.random.default_rng([self.seed, self.epoch, i]).integers(len(keys)))
-        z = self.reader.get(keys[k])
+        z = self.reader.get(self.keys[i][self.variant(i)])
         return torch.from_numpy(np.asarray(z, dtype=np.float32)), int(self.split.labels[i]), i
 
 

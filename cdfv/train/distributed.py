@@ -13,8 +13,12 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
+from torch import nn
+
+M = TypeVar("M", bound=nn.Module)
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,7 @@ class DistEnv:
 
     @classmethod
     def from_env(cls) -> DistEnv:
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0")))
 
     @property
     def is_main(self) -> bool:
@@ -66,9 +70,34 @@ class DistEnv:
             torch.distributed.all_reduce(t)
         return t
 
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (a picklable object)."""
+        if self.distributed and torch.distributed.is_initialized():
+            box = [obj]
+            torch.distributed.broadcast_object_list(box, src=0)
+            return box[0]
+        return obj
+
     def shutdown(self) -> None:
         if self.distributed and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def wants_sync_batchnorm(env: DistEnv, device: torch.device) -> bool:
+    """SyncBatchNorm for DDP on CUDA: BN statistics over the global batch of 64 (thesis §5.5.2),
+    not over each GPU's slice. Not on CPU (gloo), where torch has no SyncBatchNorm kernels."""
+    return env.distributed and device.type == "cuda"
+
+
+def maybe_sync_batchnorm(model: M, env: DistEnv, device: torch.device) -> M:
+    """``model`` with every BatchNorm converted to SyncBatchNorm when :func:`wants_sync_batchnorm`.
+
+    Parameters and running statistics are shared/copied, module names and state-dict keys are kept,
+    so checkpoints and :func:`cdfv.models.save_model` files load into plain BatchNorm models.
+    """
+    if not wants_sync_batchnorm(env, device):
+        return model
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[return-value]
 
 
 def torchrun_argv(argv: list[str], device: str) -> list[str] | None:

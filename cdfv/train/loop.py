@@ -10,18 +10,33 @@ Validation loss [AMB]: ArcFace cannot score unseen identities with the trained c
 the val loss is the ArcFace loss (same s, m) with class weights = the normalised mean embedding of
 each val identity ("centroid ArcFace"): low when val faces are compact per identity and separated.
 
-Every ``checkpoint_every`` optimiser steps and at every epoch end a checkpoint is written; a rerun
-resumes from the newest valid one at the exact batch (batch order and augmentation are pure
-functions of ``(seed, phase, epoch, batch)``). Non-finite losses stop with the step, batch and
+Every ``checkpoint_every`` optimiser steps and at every epoch end a checkpoint is written
+(``models/<run>/checkpoints``, not a DVC output). A run resumes from the newest valid one at the
+exact batch (batch order and augmentation are pure functions of ``(seed, phase, epoch, batch)``)
+only when it is the interrupted run of the *same inputs*: the checkpoint's fingerprint
+(:mod:`cdfv.train.fingerprint`: params, the content of every code and data dependency of the
+stage) must match. A completed run writes ``phase1.pt`` and ``model.pt``, then deletes its
+checkpoints, so rerunning a finished stage (``dvc repro -f``, or after any input changed) trains
+from step 0. DVCLive always starts a fresh folder and replays the epochs a resumed run had
+already logged, so its curves are those of an uninterrupted run.
+
+Precision (bf16 autocast on CUDA): the phase-2 head (FC 2048, normalisation, cosine, ArcFace loss)
+runs in fp32 (:func:`cdfv.precision.fp32_head`); phase 1 under DDP on CUDA uses
+SyncBatchNorm (the paper's batch of 64 is global). Non-finite losses stop with the step, batch and
 images named; CUDA out-of-memory stops with advice on ``train.batch_size`` / ``train.grad_accum``.
+
+Fault injection for tests: ``CDFV_TRAIN_KILL_AT_STEP=N`` SIGKILLs the process right after optimiser
+step N (and its checkpoint, when one falls due), like a crash or ``kill -9``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
+import os
+import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +51,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from cdfv.config import ArcFaceParams, Phase1Params, Phase2Params, TrainParams
 from cdfv.errors import CdfvError
+from cdfv.io import atomic_path
 from cdfv.models import FaceNet, build_model, resnet50_input, save_model
+from cdfv.precision import fp32_head
+from cdfv.train import fingerprint as fp
 from cdfv.train.checkpoint import Checkpoints
 from cdfv.train.data import (
     EpochBatches,
@@ -47,7 +65,10 @@ from cdfv.train.data import (
     make_split,
     read_images_table,
 )
-from cdfv.train.distributed import DistEnv
+from cdfv.train.distributed import DistEnv, maybe_sync_batchnorm
+
+#: fault injection (tests): SIGKILL the trainer right after this optimiser step
+KILL_ENV = "CDFV_TRAIN_KILL_AT_STEP"
 
 
 class TrainError(CdfvError, RuntimeError):
@@ -66,24 +87,41 @@ class Inputs:
     """Turns a loader batch into network input on the device.
 
     ``kind``: ``resnet50`` (faces -> augment -> mean subtraction), ``online`` (faces -> augment ->
-    frozen ``g_a`` -> round -> crop 14x14) or ``latents`` (stored shards, used as is).
+    frozen ``g_a`` -> round -> crop 14x14) or ``latents`` (stored shards, used as is). Training
+    batches are augmented; validation uses the centre crop (variant 0 of the shards) for every kind.
+    ``check``: for ``online``, called once with ``(encoder, device, faces uint8, image ids)`` to
+    assert the online latents equal the codec's range-decoded ones; ``check_images`` faces are used.
     """
 
     kind: str
     cfg: TrainParams
     encoder: nn.Module | None = None
     index_path: Path | None = None
+    check: Callable[[nn.Module, torch.device, torch.Tensor, list[str]], None] | None = None
+    check_images: int = 0
 
-    def dataset(self, split: Split, root: Path, seed: int) -> Dataset:
+    def dataset(self, split: Split, root: Path, seed: int, train: bool = True) -> Dataset:
         if self.kind == "latents":
             assert self.index_path is not None
-            return LatentShardDataset(split, root / self.index_path, seed=seed)
+            return LatentShardDataset(split, root / self.index_path, seed=seed, train=train)
         return ImageDataset(split, root)
 
     def to(self, device: torch.device) -> Inputs:
         if self.encoder is not None:
             self.encoder.to(device)
         return self
+
+    def verify(self, device: torch.device, split: Split, root: Path) -> None:
+        """Online latents only: compare ``check_images`` centre-crop faces with the real codec."""
+        if self.kind != "online" or self.check is None or self.check_images <= 0:
+            return
+        ds = ImageDataset(split, root)
+        n = min(self.check_images, len(ds))
+        faces = torch.stack([ds[i][0] for i in range(n)])
+        a = self.cfg.augment
+        view = augment(faces, a.resize, a.crop, 0.0, torch.Generator(), train=False).round().clamp(0, 255)
+        assert self.encoder is not None
+        self.check(self.encoder, device, view.to(torch.uint8), split.image_ids[:n])
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator, train: bool) -> torch.Tensor:
         if self.kind == "latents":
@@ -106,8 +144,11 @@ class RunSpec:
     phase1: Phase1Params
     phase2: Phase2Params
     inputs: Inputs
-    out_dir: Path  # model.pt, phase1.pt, checkpoints/
+    out_dir: Path  # model.pt, phase1.pt (the stage's DVC outputs)
     report_dir: Path  # DVCLive
+    checkpoint_dir: Path  # resumable checkpoints (not a DVC output)
+    stage: str  # dvc.yaml stage (group) whose deps the fingerprint hashes
+    item: str | None = None  # foreach item (codec) of the stage group
     embedding_init: dict[str, torch.Tensor] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -147,18 +188,25 @@ def arcface(num_classes: int, cfg: ArcFaceParams, embedding_size: int = 2048) ->
 
 
 class Phase2Objective(nn.Module):
-    """FC 2048 embedding + ArcFace on frozen-backbone features."""
+    """FC 2048 embedding + ArcFace on frozen-backbone features, all in fp32 (even under autocast)."""
 
     def __init__(self, embedding: nn.Linear, criterion: nn.Module) -> None:
         super().__init__()
         self.embedding, self.criterion = embedding, criterion
 
     def forward(self, feats: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.embedding(feats).float()
-        loss = self.criterion(emb, y)
-        with torch.no_grad():
-            correct = (self.criterion.get_logits(emb).argmax(1) == y).sum()
+        with torch.autocast(feats.device.type, enabled=False):
+            emb = self.embedding(feats.float())
+            loss = self.criterion(emb, y)
+            with torch.no_grad():
+                correct = (self.criterion.get_logits(emb).argmax(1) == y).sum()
         return loss, correct
+
+    @torch.no_grad()
+    def logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """ArcFace cosine logits (s x cos, no margin) of ``feats``, in fp32 like :meth:`forward`."""
+        with torch.autocast(feats.device.type, enabled=False):
+            return self.criterion.get_logits(self.embedding(feats.float()))
 
 
 @torch.no_grad()
@@ -176,17 +224,23 @@ def centroid_arcface_loss(emb: torch.Tensor, labels: torch.Tensor, num_classes: 
 # ---------------------------------------------------------------------------------------------
 # The trainer
 # ---------------------------------------------------------------------------------------------
-def fingerprint(spec: RunSpec, cfg: TrainParams, splits: dict[str, Split]) -> str:
-    """Hash of everything that changes the numbers: a checkpoint only resumes the same run."""
+def run_params(spec: RunSpec, cfg: TrainParams) -> dict[str, Any]:
+    """The params that change a run's numbers (not where or how fast it runs)."""
     keep = cfg.model_dump(exclude={"workers", "checkpoint_every", "keep_checkpoints", "device", "resnet50", "cresnet39"})
-    data = {
+    return {
         "spec": [spec.name, spec.arch, spec.arch_kwargs, spec.phase1.model_dump(), spec.phase2.model_dump(),
                  spec.inputs.kind, spec.meta.get("codec"), spec.meta.get("codec_settings")],
         "cfg": keep,
-        "data": {k: hashlib.sha256("\n".join(s.image_ids).encode()).hexdigest() for k, s in splits.items()},
-        "init": None if spec.embedding_init is None else float(spec.embedding_init["weight"].double().sum()),
     }
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fingerprint(spec: RunSpec, cfg: TrainParams, root: Path, say: bool = True) -> fp.Fingerprint:
+    """Params + content of the stage's code and data dependencies + the phase-2 FC initialisation."""
+    init = None
+    if spec.embedding_init is not None:
+        init = {k: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+                for k, v in sorted(spec.embedding_init.items())}
+    return fp.compute(spec.stage, spec.item, root, run_params(spec, cfg), extra={"init": init}, say=say)
 
 
 def _seed(*parts: int) -> int:
@@ -199,6 +253,8 @@ class Trainer:
     def __init__(self, spec: RunSpec, cfg: TrainParams, root: Path = Path("."),
                  on_step: Callable[[LoopState], None] | None = None, progress: bool = True) -> None:
         self.spec, self.cfg, self.root, self.on_step, self.progress = spec, cfg, Path(root), on_step, progress
+        if os.environ.get(KILL_ENV):
+            self.on_step = _kill_after(int(os.environ[KILL_ENV]), on_step)
         self.env = DistEnv.from_env()
         self.device = self.env.device(cfg.device)
         self.cuda = self.device.type == "cuda"
@@ -210,18 +266,29 @@ class Trainer:
         table = read_images_table(self.root)
         return {"all": make_split(table, "all"), "train": make_split(table, "train"), "val": make_split(table, "val")}
 
-    def _live(self, resume: bool, logged: int) -> Any:
+    def _live(self, history: list[dict[str, float]]) -> Any:
+        """A fresh DVCLive folder; a resumed run replays the epochs it had logged (same steps, same curves)."""
         if not self.env.is_main:
             return None
         from dvclive import Live
 
-        live = Live(str(self.root / self.spec.report_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
-        live.step = logged
+        live = Live(str(self.root / self.spec.report_dir), resume=False, save_dvc_exp=False, dvcyaml=None, report=None)
+        for h in history:
+            for k, v in h.items():
+                if k not in ("phase", "epoch", "step"):
+                    live.log_metric(f"phase{int(h['phase'])}/{k}", v)
+            live.next_step()
         return live
 
-    def _loader(self, ds: Dataset, seed: int, epoch: int, skip: int, max_batches: int | None, shuffle: bool) -> DataLoader:
-        if hasattr(ds, "set_epoch"):
-            ds.set_epoch(epoch)
+    def _fingerprint(self) -> fp.Fingerprint:
+        """Computed once (main process) and shared with every DDP rank."""
+        mine = fingerprint(self.spec, self.cfg, self.root, say=self.env.is_main) if self.env.is_main else None
+        return self.env.broadcast(mine)
+
+    def _loader(self, ds: Dataset, seed: int, epoch: int, skip: int, max_batches: int | None, shuffle: bool,
+                draw: int | None = None) -> DataLoader:
+        if draw is not None and hasattr(ds, "set_draw"):
+            ds.set_draw(draw)
         sampler = EpochBatches(len(ds), self.cfg.batch_size, seed, epoch, skip, max_batches,
                                self.env.rank, self.env.world, shuffle=shuffle)
         return DataLoader(ds, batch_sampler=sampler, num_workers=self.cfg.workers, pin_memory=self.cuda,
@@ -258,14 +325,16 @@ class Trainer:
     def _fit(self) -> FaceNet:
         spec, cfg = self.spec, self.cfg
         splits = self._splits()
-        ckpts = Checkpoints(self.root / spec.out_dir / "checkpoints", fingerprint(spec, cfg, splits),
-                            cfg.keep_checkpoints, writer=self.env.is_main)
+        ckpts = Checkpoints(self.root / spec.checkpoint_dir, self._fingerprint(), cfg.keep_checkpoints,
+                            writer=self.env.is_main)
         resume = ckpts.latest()
         if resume is None:
             ckpts.clear()
+            if self.env.is_main:
+                print(f"[train] {spec.name}: training from step 0", file=sys.stderr, flush=True)
         self.env.barrier()
         st = LoopState(**resume.state) if resume else LoopState()
-        live = self._live(resume is not None, st.logged)
+        live = self._live(st.history)
 
         torch.manual_seed(cfg.seed)
         model = build_model(spec.arch, num_classes=splits["all"].num_classes, embedding=False, **spec.arch_kwargs)
@@ -281,13 +350,15 @@ class Trainer:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         spec.inputs.to(self.device)
+        spec.inputs.verify(self.device, splits["all"], self.root)
         criterion.to(self.device)
 
         if st.phase == 1:
+            model = maybe_sync_batchnorm(model, self.env, self.device)
             self._phase1(model, splits["all"], st, ckpts, live, resume)
             resume = None
             if self.env.is_main:
-                save_model(model, self.root / spec.out_dir / "phase1.pt", meta={**spec.meta, "phase": 1})
+                save_model(model, ckpts.phase1_path, meta={**spec.meta, "phase": 1})
             torch.manual_seed(_seed(cfg.seed, 4))  # same random FC 2048 whether or not phase 1 was resumed
             model.with_embedding_head(init_from=spec.embedding_init)
             st.phase, st.epoch, st.batch = 2, 0, 0
@@ -301,11 +372,14 @@ class Trainer:
             meta = {**spec.meta, "phase": 2, "history": st.history, "steps": st.step,
                     "classes_phase1": splits["all"].num_classes, "classes_phase2": splits["train"].num_classes,
                     "images": len(splits["all"])}
+            with atomic_path(self.root / spec.out_dir / "phase1.pt") as tmp:
+                shutil.copyfile(ckpts.phase1_path, tmp)
             save_model(model, self.root / spec.out_dir / "model.pt", meta=meta)
             model.meta = meta  # type: ignore[attr-defined]
         if live is not None:
             live.end()
         self.env.barrier()
+        ckpts.seal()  # completed: the next run of this stage starts from step 0
         return model
 
     # -- phases --------------------------------------------------------------------------
@@ -345,7 +419,7 @@ class Trainer:
         if resume and resume.data.get("scheduler"):
             sched.load_state_dict(resume.data["scheduler"])
         ds = self.spec.inputs.dataset(train, self.root, self.cfg.seed)
-        val_ds = self.spec.inputs.dataset(val, self.root, self.cfg.seed)
+        val_ds = self.spec.inputs.dataset(val, self.root, self.cfg.seed, train=False)
 
         def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             model.eval()  # frozen backbone: BN statistics untouched
@@ -372,7 +446,9 @@ class Trainer:
             gen = torch.Generator().manual_seed(_seed(self.cfg.seed, 3, b))
             with self._autocast():
                 inp = self.spec.inputs(x.to(self.device, non_blocking=True), gen, train=False)
-                embs.append(model.embed(self._to_model(inp)).float())
+                feats = model.features(self._to_model(inp))
+            assert model.embedding is not None
+            embs.append(fp32_head(model.embedding, feats))
             labels.append(y.to(self.device))
         if not embs:
             raise TrainError(f"validation split has fewer than train.batch_size={self.cfg.batch_size} images")
@@ -400,7 +476,8 @@ class Trainer:
                                  "optimizer": opt.state_dict(), **extra()})
 
         while st.epoch < epochs:
-            loader = self._loader(ds, base_seed, st.epoch, st.batch, cfg.max_steps_per_epoch, shuffle=True)
+            draw = st.epoch if phase == 1 else self.spec.phase1.epochs + st.epoch  # training epoch over both phases
+            loader = self._loader(ds, base_seed, st.epoch, st.batch, cfg.max_steps_per_epoch, shuffle=True, draw=draw)
             bar = tqdm(total=len(loader) * cfg.batch_size, unit="img", disable=not (self.progress and env.is_main),
                        desc=f"{self.spec.name} phase {phase} epoch {st.epoch + 1}/{epochs}", dynamic_ncols=True)
             t0, seen = time.perf_counter(), 0
@@ -463,3 +540,16 @@ class Trainer:
             st.batch = 0
             st.meter = LoopState().meter
             checkpoint()
+
+
+def _kill_after(step: int, then: Callable[[LoopState], None] | None) -> Callable[[LoopState], None]:
+    """``on_step`` hook that SIGKILLs this process after optimiser step ``step`` (see ``KILL_ENV``)."""
+
+    def hook(st: LoopState) -> None:
+        if then is not None:
+            then(st)
+        if st.step == step:
+            print(f"[train] {KILL_ENV}={step}: killing the process", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook

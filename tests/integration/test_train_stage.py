@@ -63,6 +63,26 @@ def test_complexity_stage(dvc_workspace) -> None:
         assert r["kmac_per_px"] == pytest.approx(r["gmac"] * 1e6 / 224**2)
         assert r["ms_per_batch"] > 0 and r["ms_per_pair"] == pytest.approx(r["ms_per_batch"] / r["batch_pairs"])
         assert r["device"].startswith("CPU") and r["params"] > 20e6
+        # end-to-end per pair (files / bitstreams -> embeddings) beside network only
+        assert r["e2e_ms_per_batch"] > 0 and r["e2e_ms_per_pair"] == pytest.approx(r["e2e_ms_per_batch"] / r["batch_pairs"])
+        assert r["e2e_path"]
     assert round(rows["ResNet50_Original_Anchor"]["kmac_per_px_paper_convention"]) == 78
     assert round(rows["cResNet39_Balle2018_mse_Q1"]["kmac_per_px_paper_convention"]) == 47
     assert round(rows["ResNet50_Balle2018_mse_Q1"]["kmac_per_px_paper_convention"]) == 270
+
+
+def test_online_stage_reads_pngs_not_shards(dvc_workspace) -> None:
+    """train_cresnet39_online@<codec>: no latents_vggface2 stage, latents computed (and checked) in the loop."""
+    ws: Path = dvc_workspace(overrides={"train": {"cresnet39": {"codecs": [], "online_codecs": [CODEC]}}})
+    stages = run_dvc(ws, "stage", "list", "--name-only").stdout.split()
+    assert f"train_cresnet39_online@{CODEC}" in stages
+    assert not any(s.startswith(("latents_vggface2@", "train_cresnet39@")) for s in stages)
+    log = run_dvc(ws, "repro", f"train_cresnet39_online@{CODEC}")
+    out = log.stdout + log.stderr
+    assert "Running stage 'latents_vggface2" not in out
+    assert f"online latents of 2 images (75264 values) equal the range-decoded ŷ of {CODEC} on cpu" in out
+    meta = read_record(ws / "models/cresnet39" / CODEC / "model.pt")["meta"]
+    assert meta["latents"] == "online" and [h["phase"] for h in meta["history"]] == [1, 2]
+    assert not (ws / "data/processed/vggface2/latents").exists()
+    lock = (ws / "dvc.lock").read_text()
+    assert "path: data/interim/vggface2/png" in lock.split(f"train_cresnet39_online@{CODEC}:")[1]

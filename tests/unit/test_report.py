@@ -34,29 +34,72 @@ def results() -> list[dict]:
     return out
 
 
+def _cx(gmac: float, conv: float, ms: float, e2e: float | None, repeats: int = 50) -> dict:
+    return {"gmac": gmac, "gmac_paper_convention": conv, "kmac_per_px": gmac * 1e6 / 224**2,
+            "kmac_per_px_paper_convention": conv * 1e6 / 224**2, "ms_per_batch": ms * 64, "ms_per_pair": ms,
+            "e2e_ms_per_batch": None if e2e is None else e2e * 64, "e2e_ms_per_pair": e2e,
+            "batch_pairs": 64, "repeats": repeats, "device": "CPU test"}
+
+
+def _cells(md: str, model: str) -> list[str]:
+    row = next(line for line in md.splitlines() if line.startswith(f"| {model} |"))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
 def test_table7_has_paper_values_and_differences(results: list[dict]) -> None:
     complexity = {
-        "ResNet50_Original_Anchor": {"gmac": 3.901, "gmac_paper_convention": 3.901, "kmac_per_px": 77.7,
-                                     "ms_per_batch": 900.0, "ms_per_pair": 14.0, "device": "cpu"},
-        "cResNet39_Balle2018_mse_Q1": {"gmac": 2.366, "gmac_paper_convention": 2.366, "kmac_per_px": 47.2,
-                                       "ms_per_batch": 160.0, "ms_per_pair": 2.5, "device": "cpu"},
+        "ResNet50_Original_Anchor": _cx(3.901, 3.901, 14.0, 20.0),
+        "cResNet39_Balle2018_mse_Q1": _cx(2.366, 2.366, 2.5, 4.0),
     }
     md = R.table7_markdown(results, complexity)
-    row = next(line for line in md.splitlines() if line.startswith("| ResNet50_Original_Anchor |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    # ours 3.90, paper 3.89, diff +0.01 ; TAR ours 0.920 paper 0.910 diff +0.010
-    assert cells[1:5] == ["3.90", "3.90", "3.89", "+0.01"]
-    assert cells[11:14] == ["0.920", "0.910", "+0.010"]
-    assert cells[14] == "–" and cells[15] == "–"  # the original anchor has no rate
-    # every paper row present with its paper TAR@1e-3, incl. those not evaluated
+    cells = _cells(md, "ResNet50_Original_Anchor")
+    # GMAC ours true / paper conv. / paper / diff; kMAC/px true / paper conv. / paper
+    assert cells[1:8] == ["3.90", "3.90", "3.89", "+0.01", "78", "78", "78"]
+    # ms/batch net, e2e, paper; ms/pair net, e2e, paper
+    assert cells[8:14] == ["896.0", "1280.0", "205.3", "14.000", "20.000", "3.216"]
+    assert cells[14:17] == ["0.920", "0.910", "+0.010"]
+    assert cells[17] == "–" and cells[18] == "–"  # the original anchor has no rate
+    # every paper row present with its paper GMAC, kMAC/px, ms/pair and TAR@1e-3, incl. those not evaluated
     for model, vals in R.PAPER_TABLE7.items():
-        line = next(x for x in md.splitlines() if x.startswith(f"| {model} |"))
-        assert f"| {vals[4]:.3f} |" in line
-    assert "ours 5.60x, paper 4.81x" in md
+        c = _cells(md, model)
+        assert (c[3], c[7], c[13], c[15]) == (f"{vals[0]:.2f}", f"{vals[1]:.0f}", f"{vals[3]:.3f}", f"{vals[4]:.3f}")
+    assert "ours ×5.00 end-to-end, ×5.60 network only; paper ×4.81 (end-to-end)" in md
     assert "Dlib_JPEG_Q1" in md  # other solutions listed
     assert "ResNet50_Original_Anchor: 3" in md  # fallback pairs counted
     bd = next(line for line in md.splitlines() if line.startswith("| cResNet39_Balle2018_mse |"))
     assert "| -50.0 |" in bd
+
+
+def test_table7_columns_say_their_convention(results: list[dict]) -> None:
+    md = R.table7_markdown(results, {})
+    head = next(line for line in md.splitlines() if line.startswith("| Model |"))
+    for label in ("GMAC true", "GMAC paper conv.", "kMAC/px true", "kMAC/px paper conv.", "kMAC/px paper (paper conv.)",
+                  "ms/pair net", "ms/pair e2e", "ms/pair paper (e2e)"):
+        assert f"| {label} |" in head
+    assert "GMAC / 224²" in md and "end-to-end per pair" in md
+
+
+def test_table7_sentences_follow_complexity_json(results: list[dict]) -> None:
+    """No hard-coded figure: the sentences change with complexity.json (known ratios)."""
+    def table(dec_true: float, dec_conv: float, c39: float, e2e_anchor: float) -> str:
+        return R.table7_markdown(results, {
+            "ResNet50_Original_Anchor": _cx(3.9, 3.9, 10.0, e2e_anchor, repeats=7),
+            "ResNet50_Balle2018_mse_Q1": _cx(dec_true, dec_conv, 12.0, 16.0, repeats=7),
+            "cResNet39_Balle2018_mse_Q1": _cx(c39, c39, 2.0, 5.0, repeats=7),
+        })
+
+    a, b = table(6.0, 13.5, 2.0, 15.0), table(8.0, 12.0, 4.0, 25.0)
+    assert a != b
+    assert "Balle2018_mse_Q1: the decoded anchor (g_s + ResNet50) is 6.00 GMAC" in a
+    assert "13.50 in the paper's convention (output positions); the paper reports 13.55" in a
+    assert "that is ×3.00 the MACs (×6.75 in the paper's convention; paper ×5.74)" in a
+    assert "is 8.00 GMAC" in b and "that is ×2.00 the MACs (×3.00 in the paper's convention" in b
+    assert "ours ×3.00 end-to-end, ×5.00 network only" in a and "ours ×5.00 end-to-end" in b
+    assert "CPU test; mean of 7 batches of 64 pairs" in a
+    for stale in ("6.3 GMAC", "≈×2.7", "≈6.3"):  # the old fixed sentence
+        assert stale not in a and stale not in b
+    empty = R.table7_markdown(results, {})
+    assert "not measured" in empty and "GMAC with each ConvTranspose2d" not in empty
 
 
 def test_bd_rows_known_offsets(results: list[dict]) -> None:

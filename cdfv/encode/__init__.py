@@ -1,0 +1,1 @@
+"""Codec stages: borders around codec inputs, the one encode → decode → measure loop, the stages."""
