@@ -131,7 +131,9 @@ def main() -> None:
 
         to, (blobs, _) = timed(ours_j2k, a.repeat)
         got = float(np.mean([len(x) * 8 / 65536 for x in blobs]))
-        rows.append(("JPEG2000 (rate of ffmpeg cl=100)", n / tb, n / to, target, got, abs(got - target) / target < 0.03))
+        rows.append(
+            ("JPEG2000 (rate of ffmpeg cl=100)", n / tb, n / to, target, got, abs(got - target) / target < 0.03)
+        )
 
     if "hevc" in fams:
         # HEVC --------------------------------------------------------------------------------------
@@ -141,19 +143,30 @@ def main() -> None:
             def per_image():
                 out = []
                 for im in imgs:
-                    au = subprocess.run(c.encode_cmd(256, 256), input=c._planes(im), capture_output=True, check=True).stdout
+                    au = subprocess.run(
+                        c.encode_cmd(256, 256), input=c._planes(im), capture_output=True, check=True
+                    ).stdout
                     subprocess.run(c.decode_cmd(), input=au, capture_output=True, check=True)
                     out.append(au)
                 return out
 
             tb, base_aus = timed(per_image, 1)
             to, aus = timed(lambda: (lambda b: (b, c.decode_batch(b)))(c.encode_batch(imgs))[0], a.repeat)
-            rows.append((f"HEVC_QP{qp} (yuv444p, medium)", n / tb, n / to, np.mean([len(x) * 8 / 65536 for x in base_aus]),
-                         np.mean([len(x) * 8 / 65536 for x in aus]),
-                         [len(x) for x in base_aus] == [len(x) for x in aus]))
+            rows.append(
+                (
+                    f"HEVC_QP{qp} (yuv444p, medium)",
+                    n / tb,
+                    n / to,
+                    np.mean([len(x) * 8 / 65536 for x in base_aus]),
+                    np.mean([len(x) * 8 / 65536 for x in aus]),
+                    [len(x) for x in base_aus] == [len(x) for x in aus],
+                )
+            )
 
-    print(f"{n} faces 256x256 (JPEG: x{a.tile} = {n * a.tile} images), encode+decode round trips, median of "
-          f"{a.repeat} runs; machine: {workers}-core shared CPU")
+    print(
+        f"{n} faces 256x256 (JPEG: x{a.tile} = {n * a.tile} images), encode+decode round trips, median of "
+        f"{a.repeat} runs; machine: {workers}-core shared CPU"
+    )
     print("| codec | bench img/s | cdfv img/s | speed-up | bench bpp | cdfv bpp | same bytes/rate |")
     print("|---|---|---|---|---|---|---|")
     for name, b, o, bb, ob, same in rows:

@@ -58,8 +58,11 @@ def bench_torch(device: str, pairs_per_batch: int, batches: int) -> dict[str, fl
     dev = torch.device(device)
     out: dict[str, float] = {}
     for name, model, make in (
-        ("ResNet50", resnet50_caffe(num_classes=None, embedding=True),
-         lambda b: resnet50_input(np.random.default_rng(0).integers(0, 255, (b, 224, 224, 3), dtype=np.uint8), dev)),
+        (
+            "ResNet50",
+            resnet50_caffe(num_classes=None, embedding=True),
+            lambda b: resnet50_input(np.random.default_rng(0).integers(0, 255, (b, 224, 224, 3), dtype=np.uint8), dev),
+        ),
         ("cResNet39_N192", cresnet39(192), lambda b: torch.randn(b, 192, 14, 14, device=dev)),
     ):
         model = model.to(dev).eval()

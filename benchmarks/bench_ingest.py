@@ -49,7 +49,12 @@ def main() -> None:
         images, _ = ingest_lfw(cfg, tmp / "cache", tmp / "out")
         wall = time.perf_counter() - t0
         c1 = os.times()
-        cpu = (c1.user - c0.user) + (c1.system - c0.system) + (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+        cpu = (
+            (c1.user - c0.user)
+            + (c1.system - c0.system)
+            + (c1.children_user - c0.children_user)
+            + (c1.children_system - c0.children_system)
+        )
         print(
             f"ingest_lfw: {images.num_rows} images in {wall:.2f} s = {images.num_rows / wall:.0f} images/s "
             f"(cpu {cpu:.1f} s -> {cpu / wall:.2f} cores busy, {os.cpu_count()} available)"

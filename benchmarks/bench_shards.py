@@ -62,7 +62,9 @@ def ideal_bytes(y: np.ndarray) -> float:
     return bits / 8
 
 
-def sparse_latents(n: int, seed: int = 0, channels: int = 192, active: float = 0.15) -> tuple[list[np.ndarray], np.ndarray]:
+def sparse_latents(
+    n: int, seed: int = 0, channels: int = 192, active: float = 0.15
+) -> tuple[list[np.ndarray], np.ndarray]:
     rng = np.random.default_rng(seed)
     act = rng.choice(channels, int(channels * active), replace=False)
     scale = rng.uniform(0.15, 0.6, len(act))
@@ -86,8 +88,9 @@ def drop_cache(paths: list[Path]) -> None:
             os.close(fd)
 
 
-def interleaved_rates(runs: dict[str, tuple[Callable[[], None], Callable[[], None]]], n: int,
-                      repeat: int) -> tuple[dict[str, float], dict[str, float]]:
+def interleaved_rates(
+    runs: dict[str, tuple[Callable[[], None], Callable[[], None]]], n: int, repeat: int
+) -> tuple[dict[str, float], dict[str, float]]:
     """Median reads/s of each ``(before, fn)`` (``fn`` reads ``n`` latents, ``before`` untimed) and the
     median of its per-repeat speed-up over ``runs["npy"]``; in every repeat the runs go one after the
     other, so a busy shared machine slows both sides of a ratio alike."""
@@ -99,18 +102,23 @@ def interleaved_rates(runs: dict[str, tuple[Callable[[], None], Callable[[], Non
             fn()
             rates[k].append(n / (time.perf_counter() - t))
     base = np.array(rates["npy"])
-    return ({k: float(np.median(v)) for k, v in rates.items()},
-            {k: float(np.median(np.array(v) / base)) for k, v in rates.items()})
+    return (
+        {k: float(np.median(v)) for k, v in rates.items()},
+        {k: float(np.median(np.array(v) / base)) for k, v in rates.items()},
+    )
 
 
-def bench_kind(kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, repeat: int, tmp: Path,
-               policies: list[str]) -> None:
+def bench_kind(
+    kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, repeat: int, tmp: Path, policies: list[str]
+) -> None:
     m = len(lat)
     order = np.random.default_rng(1).permutation(n)
     keys = [f"img{i:06d}" for i in range(n)]
-    print(f"\n### {kind}: {m} distinct latents {lat[0].shape}, {np.mean([(v == 0).mean() for v in lat]):.1%} zeros, "
-          f"values {min(int(v.min()) for v in lat)}..{max(int(v.max()) for v in lat)}, "
-          f"bitstream {bit_bytes.mean():.0f} B/latent ({bit_bytes.mean() * 8 / PIXELS:.3f} bpp)")
+    print(
+        f"\n### {kind}: {m} distinct latents {lat[0].shape}, {np.mean([(v == 0).mean() for v in lat]):.1%} zeros, "
+        f"values {min(int(v.min()) for v in lat)}..{max(int(v.max()) for v in lat)}, "
+        f"bitstream {bit_bytes.mean():.0f} B/latent ({bit_bytes.mean() * 8 / PIXELS:.3f} bpp)"
+    )
     npy = tmp / f"{kind.split()[0]}-npy"
     npy.mkdir()
     for i in range(n):
@@ -124,8 +132,10 @@ def bench_kind(kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, 
 
     npy_bytes = sum(p.stat().st_size for p in npy_files)
     print(f"one .npy per latent (int8): {npy_bytes / n:.0f} B/latent on disk")
-    print("| policy | stored B/latent | / bitstream | rows raw/sparse/lz4/zstd | warm: npy /s | get /s | x npy | "
-          "read_batch(64) /s | x npy | cold: npy /s | get /s | x npy | read_batch(64) /s | x npy |")
+    print(
+        "| policy | stored B/latent | / bitstream | rows raw/sparse/lz4/zstd | warm: npy /s | get /s | x npy | "
+        "read_batch(64) /s | x npy | cold: npy /s | get /s | x npy | read_batch(64) /s | x npy |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for policy in policies:
         root = tmp / f"{kind.split()[0]}-{policy}"
@@ -161,16 +171,26 @@ def bench_kind(kind: str, lat: list[np.ndarray], bit_bytes: np.ndarray, n: int, 
             fresh(False)
             batches()
 
-        warm, xw = interleaved_rates({"npy": (read_npy, read_npy), "get": (warm_up, get_all),
-                                      "batch": (warm_up, batches)}, n, repeat)
-        cold, xc = interleaved_rates({"npy": (lambda: drop_cache(npy_files), read_npy),
-                                      "get": (lambda: fresh(True), get_all),
-                                      "batch": (lambda: fresh(True), batches)}, n, repeat)
+        warm, xw = interleaved_rates(
+            {"npy": (read_npy, read_npy), "get": (warm_up, get_all), "batch": (warm_up, batches)}, n, repeat
+        )
+        cold, xc = interleaved_rates(
+            {
+                "npy": (lambda: drop_cache(npy_files), read_npy),
+                "get": (lambda: fresh(True), get_all),
+                "batch": (lambda: fresh(True), batches),
+            },
+            n,
+            repeat,
+        )
         enc = w.encoding_counts
-        print(f"| {policy} | {w.stored_bytes / n:,.0f} | {ratio:.2f}x | {enc['raw']}/{enc['sparse']}/{enc['lz4']}/{enc['zstd']} | "
-              f"{warm['npy']:,.0f} | {warm['get']:,.0f} | **{xw['get']:.1f}x** | {warm['batch']:,.0f} | "
-              f"**{xw['batch']:.1f}x** | {cold['npy']:,.0f} | {cold['get']:,.0f} | **{xc['get']:.1f}x** | "
-              f"{cold['batch']:,.0f} | **{xc['batch']:.1f}x** |")
+        print(
+            f"| {policy} | {w.stored_bytes / n:,.0f} | {ratio:.2f}x | "
+            f"{enc['raw']}/{enc['sparse']}/{enc['lz4']}/{enc['zstd']} | "
+            f"{warm['npy']:,.0f} | {warm['get']:,.0f} | **{xw['get']:.1f}x** | {warm['batch']:,.0f} | "
+            f"**{xw['batch']:.1f}x** | {cold['npy']:,.0f} | {cold['get']:,.0f} | **{xc['get']:.1f}x** | "
+            f"{cold['batch']:,.0f} | **{xc['batch']:.1f}x** |"
+        )
         state.clear()
         shutil.rmtree(root)
     shutil.rmtree(npy)
@@ -190,7 +210,9 @@ def main() -> None:
     try:
         for kind in a.kinds.split(","):
             lat, bb = sparse_latents(200) if kind == "sparse" else dense_latents(a.gain, a.pretrained)
-            name = kind if kind == "sparse" else f"dense ({'pretrained' if a.pretrained else f'untrained, gain {a.gain}'})"
+            name = (
+                kind if kind == "sparse" else f"dense ({'pretrained' if a.pretrained else f'untrained, gain {a.gain}'})"
+            )
             bench_kind(name, lat, bb, a.n, a.repeat, tmp, a.policies.split(","))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -50,8 +50,15 @@ def workspace(vgg_root: Path, tmp: Path, copies: int) -> Path:
             faces = torch.stack([torch.from_numpy(read_rgb(tmp / r["path"])).permute(2, 0, 1) for r in rows])
             z = enc(augment(faces, 256, 224, 0.2, torch.Generator().manual_seed(v), train=v > 0)).to(torch.int32)
             for r, zi in zip(rows, z.numpy()):
-                w.add(f"{r['image_id']}#{v}", zi, image_id=r["image_id"], identity=r["identity"], label=r["label"],
-                      split=r["split"], variant=v)
+                w.add(
+                    f"{r['image_id']}#{v}",
+                    zi,
+                    image_id=r["image_id"],
+                    identity=r["identity"],
+                    label=r["label"],
+                    split=r["split"],
+                    variant=v,
+                )
     return tmp
 
 
@@ -60,17 +67,32 @@ def trainer_throughput(root: Path, model: str, device: str, batch: int, steps: i
     from cdfv.train.loop import Trainer
     from cdfv.train.stage import cresnet39_spec, resnet50_spec
 
-    params = parse_params({
-        "train": {"device": device, "batch_size": batch, "workers": workers, "checkpoint_every": 10**6,
-                  "max_steps_per_epoch": steps,
-                  "resnet50": {"phase1": {"epochs": 2}, "phase2": {"epochs": 0}},
-                  "cresnet39": {"codecs": [CODEC], "init_embedding_from_resnet50": False,
-                                "phase1": {"epochs": 2}, "phase2": {"epochs": 0}}},
-        "encode": {"learned": {"pretrained": False, "untrained_gain": 10.0}},
-    })
+    params = parse_params(
+        {
+            "train": {
+                "device": device,
+                "batch_size": batch,
+                "workers": workers,
+                "checkpoint_every": 10**6,
+                "max_steps_per_epoch": steps,
+                "resnet50": {"phase1": {"epochs": 2}, "phase2": {"epochs": 0}},
+                "cresnet39": {
+                    "codecs": [CODEC],
+                    "init_embedding_from_resnet50": False,
+                    "phase1": {"epochs": 2},
+                    "phase2": {"epochs": 0},
+                },
+            },
+            "encode": {"learned": {"pretrained": False, "untrained_gain": 10.0}},
+        }
+    )
     spec = resnet50_spec(params) if model == "resnet50" else cresnet39_spec(params, CODEC, root)
-    spec = dataclasses.replace(spec, out_dir=Path("bench") / model, report_dir=Path("bench") / f"{model}-live",
-                               checkpoint_dir=Path("bench") / f"{model}-checkpoints")
+    spec = dataclasses.replace(
+        spec,
+        out_dir=Path("bench") / model,
+        report_dir=Path("bench") / f"{model}-live",
+        checkpoint_dir=Path("bench") / f"{model}-checkpoints",
+    )
     m = Trainer(spec, params.train, root, progress=False).fit()
     return float(m.meta["history"][-1]["images_per_s"])  # epoch 2: warm (cudnn autotune, allocator)
 
@@ -79,8 +101,11 @@ def compute_throughput(model: str, device: torch.device, batch: int, steps: int)
     """Phase-1 step on device-resident inputs: the ceiling without data loading."""
     cuda = device.type == "cuda"
     net = (resnet50_caffe(8631, False) if model == "resnet50" else cresnet39(192, 8631, False)).to(device)
-    x = (torch.randint(0, 256, (batch, 3, 224, 224), dtype=torch.uint8) if model == "resnet50"
-         else torch.randint(-8, 8, (batch, 192, 14, 14)).float()).to(device)
+    x = (
+        torch.randint(0, 256, (batch, 3, 224, 224), dtype=torch.uint8)
+        if model == "resnet50"
+        else torch.randint(-8, 8, (batch, 192, 14, 14)).float()
+    ).to(device)
     if cuda:
         net = net.to(memory_format=torch.channels_last)
     y = torch.randint(0, 8631, (batch,), device=device)
@@ -114,10 +139,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="default 30 on CUDA, 3 on CPU")
     ap.add_argument("--pairs", type=int, default=None, help="pairs per timed batch (default 64 CUDA / 8 CPU)")
     ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--vgg-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared/fixtures/vggface2-mini")
+    ap.add_argument(
+        "--vgg-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared/fixtures/vggface2-mini"
+    )
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
-    dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else ("cpu" if a.device == "auto" else a.device))
+    dev = torch.device(
+        "cuda" if (a.device == "auto" and torch.cuda.is_available()) else ("cpu" if a.device == "auto" else a.device)
+    )
     cuda = dev.type == "cuda"
     batch, steps = a.batch or (64 if cuda else 8), a.steps or (30 if cuda else 3)
     pairs, workers = a.pairs or (64 if cuda else 8), a.workers if a.workers is not None else (8 if cuda else 0)
@@ -132,9 +161,13 @@ def main() -> None:
 
     specs = {s.name: s for s in table7_specs([CODEC])}
     for name in ("ResNet50_Original_Anchor", f"cResNet39_{CODEC}", f"ResNet50_{CODEC}"):
-        times = time_step(pair_step(specs[name], pairs, dev), dev, warmup=1 if not cuda else 5, repeats=3 if not cuda else 50)
+        times = time_step(
+            pair_step(specs[name], pairs, dev), dev, warmup=1 if not cuda else 5, repeats=3 if not cuda else 50
+        )
         out[f"{name}_ms_per_pair"] = sum(times) / len(times) / pairs
-    out["cresnet39_speedup_per_pair"] = out["ResNet50_Original_Anchor_ms_per_pair"] / out[f"cResNet39_{CODEC}_ms_per_pair"]
+    out["cresnet39_speedup_per_pair"] = (
+        out["ResNet50_Original_Anchor_ms_per_pair"] / out[f"cResNet39_{CODEC}_ms_per_pair"]
+    )
     out["pairs_per_batch"] = pairs
     text = json.dumps(out, indent=2)
     print(text)

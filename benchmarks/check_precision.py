@@ -42,8 +42,13 @@ def faces(n: int) -> torch.Tensor:
 
 
 def latents(device: torch.device, n: int, codec_name: str, pretrained: bool) -> dict[str, object]:
-    settings = LearnedSettings(pretrained=pretrained, untrained_gain=1.0 if pretrained else 10.0, device=str(device),
-                               batch_size=16, verify_sample=n)
+    settings = LearnedSettings(
+        pretrained=pretrained,
+        untrained_gain=1.0 if pretrained else 10.0,
+        device=str(device),
+        batch_size=16,
+        verify_sample=n,
+    )
     codec = LearnedCodec(parse_codec_name(codec_name), settings)
     enc = online_encoder(codec_name, pretrained, 0, settings.untrained_gain, batch=settings.batch_size).to(device)
     f = faces(n)
@@ -97,8 +102,11 @@ def main() -> None:
     ap.add_argument("--pretrained", action="store_true", help="CompressAI zoo weights (torch hub cache)")
     a = ap.parse_args()
     device = torch.device(a.device)
-    out = {"device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
-           "latents": latents(device, a.images, a.codec, a.pretrained), "arcface": arcface_step(device)}
+    out = {
+        "device": str(torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
+        "latents": latents(device, a.images, a.codec, a.pretrained),
+        "arcface": arcface_step(device),
+    }
     print(json.dumps(out, indent=2))
     if not (out["arcface"]["loss_bitwise_equal"] and out["arcface"]["grads_bitwise_equal"]):  # type: ignore[index]
         raise SystemExit("ArcFace step under autocast differs from fp32")

@@ -1,2 +1,3 @@
 """cdfv: compressed-domain face verification pipeline."""
+
 __version__ = "0.1.0"

@@ -83,7 +83,6 @@ def align_lfw(params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"align_lfw: {m['aligned']} faces aligned ({m['no_face_fallback']} from the no-face fallback)")
 
 
-
 @app.command("encode-lfw")
 @friendly
 def encode_lfw(
@@ -132,7 +131,10 @@ def encode_lfw_full(
 
     s = run_encode_lfw_full(load_params(params), codec)
     p = s["probes"]
-    typer.echo(f"encode_lfw_full {codec}: {s['n_probes']} probes, bpp_256 {p['bpp_256']}, PSNR {p['psnr']}, failed {s['n_failed']}")
+    typer.echo(
+        f"encode_lfw_full {codec}: {s['n_probes']} probes, bpp_256 {p['bpp_256']}, PSNR {p['psnr']}, "
+        f"failed {s['n_failed']}"
+    )
 
 
 @app.command("align-lfw-full")
@@ -145,13 +147,17 @@ def align_lfw_full(
     from cdfv.align.stage import run_align_lfw_full
 
     m = run_align_lfw_full(load_params(params), codec)
-    typer.echo(f"align_lfw_full {codec}: {m['faces']} faces aligned ({m['no_face_fallback']} from the no-face fallback)")
+    typer.echo(
+        f"align_lfw_full {codec}: {m['faces']} faces aligned ({m['no_face_fallback']} from the no-face fallback)"
+    )
 
 
 @app.command("eval-lfw")
 @friendly
 def eval_lfw(
-    model: Annotated[str, typer.Argument(help="solution, e.g. ResNet50_Original_Anchor, Dlib_JPEG_Q1, cResNet39_Balle2018_mse_Q1")],
+    model: Annotated[
+        str, typer.Argument(help="solution, e.g. ResNet50_Original_Anchor, Dlib_JPEG_Q1, cResNet39_Balle2018_mse_Q1")
+    ],
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Embed, score and evaluate one solution on LFW View 2 (metrics JSON + ROC CSV)."""
@@ -173,7 +179,6 @@ def report(params: ParamsOpt = Path("params.yaml")) -> None:
 
     out = run_report(load_params(params))
     typer.echo(f"report: {out['table']}, {out['figure']}")
-
 
 
 def _maybe_torchrun(argv: list[str], params: Path) -> None:
@@ -206,8 +211,10 @@ def train_cresnet39(
     params: ParamsOpt = Path("params.yaml"),
     latents: Annotated[
         str | None,
-        typer.Option(help="shards (latents_vggface2 output) | online (g_a in the loop); "
-                          "default: the train.cresnet39 list holding CODEC"),
+        typer.Option(
+            help="shards (latents_vggface2 output) | online (g_a in the loop); "
+            "default: the train.cresnet39 list holding CODEC"
+        ),
     ] = None,
 ) -> None:
     """Two-phase cResNet39 training on VGGFace2 latents of CODEC (shards or online g_a); resumes."""
@@ -228,8 +235,10 @@ def complexity(params: ParamsOpt = Path("params.yaml")) -> None:
     for name, r in rows.items():
         ms = "-" if r["ms_per_pair"] is None else f"{r['ms_per_pair']:.2f}"
         e2e = "-" if r["e2e_ms_per_pair"] is None else f"{r['e2e_ms_per_pair']:.2f}"
-        typer.echo(f"{name:32s} {r['gmac']:6.2f} GMAC ({r['gmac_paper_convention']:6.2f} paper)  "
-                   f"{ms} ms/pair network only, {e2e} end-to-end  {r['device']}")
+        typer.echo(
+            f"{name:32s} {r['gmac']:6.2f} GMAC ({r['gmac_paper_convention']:6.2f} paper)  "
+            f"{ms} ms/pair network only, {e2e} end-to-end  {r['device']}"
+        )
 
 
 @app.command("workspace")

@@ -111,12 +111,20 @@ def table7_specs(codecs: list[str]) -> list[ModelSpec]:
     for codec in codecs:
         m = parse_codec_name(codec).latent_channels
         full = (FACE + 2 * CODEC_PAD) // 16
-        specs.append(ModelSpec(f"ResNet50_{codec}", "decoded", codec,
-                               DecodedAnchor(synthesis(codec), resnet50_caffe(None, True)),
-                               (m, full, full)))
+        specs.append(
+            ModelSpec(
+                f"ResNet50_{codec}",
+                "decoded",
+                codec,
+                DecodedAnchor(synthesis(codec), resnet50_caffe(None, True)),
+                (m, full, full),
+            )
+        )
     for codec in codecs:
         m = parse_codec_name(codec).latent_channels
-        specs.append(ModelSpec(f"cResNet39_{codec}", "compressed", codec, _Embed(cresnet39(m, None, True)), (m, 14, 14)))
+        specs.append(
+            ModelSpec(f"cResNet39_{codec}", "compressed", codec, _Embed(cresnet39(m, None, True)), (m, 14, 14))
+        )
     return specs
 
 
@@ -130,8 +138,9 @@ def paper_convention_hooks() -> dict[type[nn.Module], Callable[..., None]]:
     return {nn.ConvTranspose2d: partial(conv_flops_counter_hook, transpose=False)}
 
 
-def count_macs(net: nn.Module, input_res: tuple[int, ...], paper_convention: bool = False,
-               backend: str = "pytorch") -> tuple[int, int]:
+def count_macs(
+    net: nn.Module, input_res: tuple[int, ...], paper_convention: bool = False, backend: str = "pytorch"
+) -> tuple[int, int]:
     """(MACs, parameters) of one forward pass on a single ``input_res`` sample (ptflops)."""
     from ptflops import get_model_complexity_info
 
@@ -139,7 +148,11 @@ def count_macs(net: nn.Module, input_res: tuple[int, ...], paper_convention: boo
     net.eval()
     try:
         macs, params = get_model_complexity_info(
-            net, tuple(input_res), as_strings=False, print_per_layer_stat=False, backend=backend,
+            net,
+            tuple(input_res),
+            as_strings=False,
+            print_per_layer_stat=False,
+            backend=backend,
             custom_modules_hooks=paper_convention_hooks() if paper_convention else {},
         )
     finally:
@@ -230,7 +243,7 @@ def time_step(step: Callable[[], torch.Tensor], device: torch.device, warmup: in
 E2E_PATH = {
     "anchor": "both images: PNG read + decode, crop/align/resize (detection given), ResNet50",
     "decoded": "probe: range decoding + g_s + border crop, ResNet50; reference: PNG read + decode, "
-               "crop/align/resize, ResNet50",
+    "crop/align/resize, ResNet50",
     "compressed": "both images: range decoding of ŷ from the bitstream, 14x14 crop, cResNet39",
 }
 
@@ -259,12 +272,22 @@ def load_lfw_pairs(root: Path, n: int) -> LfwPairs:
         return None if any(v is None for v in vals) else np.asarray(vals, dtype=np.float64).reshape(5, 2)
 
     pairs = read_parquet(root / paths.LFW_PAIRS, "LFW pairs", stage="ingest_lfw").to_pylist()
-    images = {r["image_id"]: r for r in read_parquet(root / paths.LFW_IMAGES, "LFW images", stage="ingest_lfw").to_pylist()}
-    dets = {r["image_id"]: r for r in read_parquet(root / paths.LFW_DETECTIONS, "LFW detections", stage="detect_lfw").to_pylist()}
-    usable = [p for p in pairs if all(dets.get(i, {}).get("status") in ("ok", "no_face") for i in (p["left_id"], p["right_id"]))]
+    images = {
+        r["image_id"]: r for r in read_parquet(root / paths.LFW_IMAGES, "LFW images", stage="ingest_lfw").to_pylist()
+    }
+    dets = {
+        r["image_id"]: r
+        for r in read_parquet(root / paths.LFW_DETECTIONS, "LFW detections", stage="detect_lfw").to_pylist()
+    }
+    usable = [
+        p
+        for p in pairs
+        if all(dets.get(i, {}).get("status") in ("ok", "no_face") for i in (p["left_id"], p["right_id"]))
+    ]
     if not usable:
-        raise ComplexityError(f"{root / paths.LFW_PAIRS}: no pair with two readable, detected images; "
-                              "rerun `dvc repro detect_lfw`")
+        raise ComplexityError(
+            f"{root / paths.LFW_PAIRS}: no pair with two readable, detected images; rerun `dvc repro detect_lfw`"
+        )
     chosen = [usable[i % len(usable)] for i in range(n)]
     out: tuple[list[Any], ...] = ([], [], [], [], [], [])
     for p in chosen:
@@ -289,14 +312,17 @@ def _faces(data: LfwPairs, side: int, a: AlignSettings) -> np.ndarray:
     from cdfv.align.geometry import align_face
     from cdfv.io import read_rgb
 
-    return np.stack([
-        align_face(read_rgb(p), box, lm, a.size, a.interpolation, a.rotate_interpolation).image
-        for p, box, lm in zip(data.paths[side], data.boxes[side], data.landmarks[side])
-    ])
+    return np.stack(
+        [
+            align_face(read_rgb(p), box, lm, a.size, a.interpolation, a.rotate_interpolation).image
+            for p, box, lm in zip(data.paths[side], data.boxes[side], data.landmarks[side])
+        ]
+    )
 
 
-def e2e_step(spec: ModelSpec, data: LfwPairs, codec: Any, device: torch.device,
-             a: AlignSettings) -> Callable[[], torch.Tensor]:
+def e2e_step(
+    spec: ModelSpec, data: LfwPairs, codec: Any, device: torch.device, a: AlignSettings
+) -> Callable[[], torch.Tensor]:
     """A closure computing both embeddings of every pair of ``data`` from files / bitstreams."""
     from cdfv.encode.border import codec_input, strip_border
 
@@ -315,8 +341,9 @@ def e2e_step(spec: ModelSpec, data: LfwPairs, codec: Any, device: torch.device,
 
         def step() -> torch.Tensor:
             probe = np.stack([strip_border(im, a.codec_pad) for im in codec.decode_batch(blobs[0])])
-            return torch.stack([resnet.embed(resnet50_input(probe, device)),
-                                resnet.embed(resnet50_input(_faces(data, 1, a), device))])
+            return torch.stack(
+                [resnet.embed(resnet50_input(probe, device)), resnet.embed(resnet50_input(_faces(data, 1, a), device))]
+            )
 
         return step
     model = net.model
@@ -334,8 +361,15 @@ def e2e_step(spec: ModelSpec, data: LfwPairs, codec: Any, device: torch.device,
 # ---------------------------------------------------------------------------------------------
 # The stage
 # ---------------------------------------------------------------------------------------------
-def complexity_row(spec: ModelSpec, device: torch.device, pairs: int, warmup: int, repeats: int,
-                   label: str, e2e: Callable[[], torch.Tensor] | None = None) -> dict[str, Any]:
+def complexity_row(
+    spec: ModelSpec,
+    device: torch.device,
+    pairs: int,
+    warmup: int,
+    repeats: int,
+    label: str,
+    e2e: Callable[[], torch.Tensor] | None = None,
+) -> dict[str, Any]:
     """MACs (both conventions), parameters, network-only and (``e2e``) end-to-end timings of one row."""
     macs, params = count_macs(spec.net, spec.input_res)
     macs_paper, _ = count_macs(spec.net, spec.input_res, paper_convention=True)
@@ -393,7 +427,8 @@ def run_complexity(params: Any, out: str | Path | None = None, root: str | Path 
             if spec.codec is not None:
                 if spec.codec not in codecs:  # the real codec on the timing device, one batch per call
                     settings = params.encode.learned.model_copy(
-                        update={"device": str(device), "batch_size": cfg.batch_pairs, "verify_sample": 0})
+                        update={"device": str(device), "batch_size": cfg.batch_pairs, "verify_sample": 0}
+                    )
                     codecs[spec.codec] = LearnedCodec(parse_codec_name(spec.codec), settings)
                 codec = codecs[spec.codec]
             e2e = e2e_step(spec, data, codec, device, a)

@@ -180,7 +180,8 @@ class HevcSettings(_Strict):
     """ffmpeg + libx265, all-intra, constant QP; colour conversion done in numpy (BT.601 full range)."""
 
     pix_fmt: Literal["yuv444p", "yuv420p"] = Field(
-        "yuv420p", description="HM's common test conditions (the thesis' HEVC) code 4:2:0; HEVC_444_QP<qp> names fix 4:4:4"
+        "yuv420p",
+        description="HM's common test conditions (the thesis' HEVC) code 4:2:0; HEVC_444_QP<qp> names fix 4:4:4",
     )
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
@@ -212,8 +213,10 @@ class VggLatentParams(_Strict):
     """``latents_vggface2@<codec>`` (codecs = ``train.cresnet39.codecs``): VGGFace2 latents for cResNet39."""
 
     variants: int = Field(
-        10, ge=1, description="K per image: 0 = centre crop (validation), 1..K-1 = random crop + grey, one per "
-        "training epoch without replacement (K >= cResNet39 phase1 + phase2 epochs + 1, thesis §6.3)"
+        10,
+        ge=1,
+        description="K per image: 0 = centre crop (validation), 1..K-1 = random crop + grey, one per "
+        "training epoch without replacement (K >= cResNet39 phase1 + phase2 epochs + 1, thesis §6.3)",
     )
     resize: int = Field(256, gt=0)
     crop: int = Field(224, gt=0)
@@ -285,7 +288,9 @@ _hyperprior_codecs = codec_list(
     lambda c: None if c.has_latents else "cResNet39 / decoded anchors need a Balle2018 (hyperprior) codec"
 )
 _learned_codecs = codec_list(
-    lambda c: None if c.family == "learned" else "pipeline B1 (decode then crop, thesis ch. 5) takes learned codecs only"
+    lambda c: (
+        None if c.family == "learned" else "pipeline B1 (decode then crop, thesis ch. 5) takes learned codecs only"
+    )
 )
 _codec_names = codec_list()
 
@@ -360,11 +365,13 @@ class CResNet39TrainParams(_Strict):
         return data
 
     @model_validator(mode="after")
-    def _disjoint(self) -> "CResNet39TrainParams":
+    def _disjoint(self) -> CResNet39TrainParams:
         both = sorted(set(self.codecs) & set(self.online_codecs))
         if both:
-            raise ValueError(f"{both} in both codecs and online_codecs: each codec's model is trained one way "
-                             "(both stages would write models/cresnet39/<codec>/model.pt)")
+            raise ValueError(
+                f"{both} in both codecs and online_codecs: each codec's model is trained one way "
+                "(both stages would write models/cresnet39/<codec>/model.pt)"
+            )
         return self
 
     @property
@@ -378,8 +385,10 @@ class CResNet39TrainParams(_Strict):
             return "shards"
         if codec in self.online_codecs:
             return "online"
-        raise ParamsError(f"codec {codec!r} is in neither train.cresnet39.codecs {self.codecs} "
-                          f"nor train.cresnet39.online_codecs {self.online_codecs}")
+        raise ParamsError(
+            f"codec {codec!r} is in neither train.cresnet39.codecs {self.codecs} "
+            f"nor train.cresnet39.online_codecs {self.online_codecs}"
+        )
 
 
 class TrainParams(_Strict):
@@ -414,9 +423,7 @@ class TrainParams(_Strict):
 class ComplexityParams(_Strict):
     """Stage ``complexity``: MACs, kMAC/px, params and timing of every Table-7 model."""
 
-    codecs: Annotated[list[str], _hyperprior_codecs] = Field(
-        default_factory=lambda: list(PAPER_LEARNED_CODECS)
-    )
+    codecs: Annotated[list[str], _hyperprior_codecs] = Field(default_factory=lambda: list(PAPER_LEARNED_CODECS))
     device: str = Field("auto", pattern=_DEVICE)
     batch_pairs: int = Field(64, ge=1, description="pairs per timed batch (paper: 64 pairs = 128 images)")
     warmup: int = Field(3, ge=0)
@@ -450,17 +457,13 @@ class EvalParams(_Strict):
     )
     dlib_decoded: Annotated[list[str], _codec_names] = Field(default_factory=list)
     # pipeline C (latents of both images): learned codecs with a trained cResNet39
-    cresnet39: Annotated[list[str], _hyperprior_codecs] = Field(
-        default_factory=lambda: list(PAPER_LEARNED_CODECS)
-    )
+    cresnet39: Annotated[list[str], _hyperprior_codecs] = Field(default_factory=lambda: list(PAPER_LEARNED_CODECS))
     # pipeline B1 (thesis ch. 5, decode then crop): whole 250^2 images through a learned codec
     # (encode_lfw_full@<codec>, align_lfw_full@<codec>); the recogniser lists must be subsets of b1_codecs
     b1_codecs: Annotated[list[str], _learned_codecs] = Field(
         default_factory=lambda: list(PAPER_B1_CODECS), description="encode_lfw_full / align_lfw_full matrix"
     )
-    resnet50_b1: Annotated[list[str], _learned_codecs] = Field(
-        default_factory=lambda: list(PAPER_B1_CODECS)
-    )
+    resnet50_b1: Annotated[list[str], _learned_codecs] = Field(default_factory=lambda: list(PAPER_B1_CODECS))
     dlib_b1: Annotated[list[str], _learned_codecs] = Field(default_factory=list)
     tar_rule: Literal["floor", "linear"] = Field("floor", description="TAR@FAR rule, see cdfv/evaluate/metrics.py")
     rate_denominator: Literal[224, 256] = Field(256, description="bpp over the 256^2 codec input or the 224^2 face")
@@ -520,7 +523,7 @@ class Params(_Strict):
     eval: EvalParams = EvalParams()
 
     @model_validator(mode="after")
-    def _enough_variants(self) -> "Params":
+    def _enough_variants(self) -> Params:
         c, k = self.train.cresnet39, self.encode.vggface2.variants
         if c.codecs and k < c.epochs + 1:
             raise ValueError(

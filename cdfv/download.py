@@ -95,9 +95,17 @@ def _download_resumable(url: str, part: Path, timeout: float, progress: bool) ->
         total = resp.headers.get("Content-Length")
         total_n = int(total) + offset if total is not None else None
         mode = "ab" if offset else "wb"
-        with open(part, mode) as f, tqdm(
-            total=total_n, initial=offset, unit="B", unit_scale=True, desc=Path(part.name).stem[13:], disable=not progress
-        ) as bar:
+        with (
+            open(part, mode) as f,
+            tqdm(
+                total=total_n,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                desc=Path(part.name).stem[13:],
+                disable=not progress,
+            ) as bar,
+        ):
             try:
                 while block := resp.read(CHUNK):
                     f.write(block)

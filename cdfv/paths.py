@@ -70,7 +70,7 @@ RATE_FULL_METRICS = METRICS / "rate_full"
 
 
 def full_codec_dir(codec: str) -> Path:
-    """``data/processed/lfw_full/<codec>``: index.parquet, bitstreams/, decoded/ 250^2 PNGs (encode_lfw_full@<codec>)."""
+    """``data/processed/lfw_full/<codec>``: index.parquet, bitstreams/, decoded/ 250^2 PNGs (encode_lfw_full@)."""
     return LFW_FULL / codec
 
 

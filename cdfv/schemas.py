@@ -42,9 +42,7 @@ VGGFACE2_IMAGES = pa.schema(
 )
 
 # --- detect_lfw / align_lfw ---------------------------------------------------------
-_LANDMARKS = [
-    f"{n}_{a}" for n in ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left") for a in ("x", "y")
-]
+_LANDMARKS = [f"{n}_{a}" for n in ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left") for a in ("x", "y")]
 
 #: data/interim/lfw/detections.parquet — the face the centre heuristic chose, one row per image.
 #: status: ok | no_face (box = the fallback box, landmarks null) | unreadable (box null, error set).

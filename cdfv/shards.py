@@ -52,8 +52,16 @@ from cdfv.io import atomic_path, sha256_file
 from cdfv.schemas import LATENT_INDEX
 
 MANIFEST_KEY = b"cdfv.shards"
-_SHARD_SCHEMA = pa.schema([("key", pa.string()), ("enc", pa.int8()), ("n_minus", pa.int32()),
-                           ("n_plus", pa.int32()), ("nnz", pa.int32()), ("data", pa.binary())])
+_SHARD_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("enc", pa.int8()),
+        ("n_minus", pa.int32()),
+        ("n_plus", pa.int32()),
+        ("nnz", pa.int32()),
+        ("data", pa.binary()),
+    ]
+)
 _INT_TYPES = (np.int8, np.int16, np.int32)
 #: per-row encodings; the value is the ``enc`` column (decoding speed: raw > sparse > lz4 > zstd)
 RAW, LZ4, ZSTD, SPARSE = 0, 1, 2, 3
@@ -144,9 +152,18 @@ class LatentShardWriter:
     Use as a context manager; on an exception nothing is published (no index is written).
     """
 
-    def __init__(self, out_dir: str | os.PathLike[str], codec: str, quality: int, shard_rows: int = 4096,
-                 zstd_level: int = 3, *, max_ratio: float = 3.5, encoding: str = "auto",
-                 bpp_pixels: int = 256 * 256) -> None:
+    def __init__(
+        self,
+        out_dir: str | os.PathLike[str],
+        codec: str,
+        quality: int,
+        shard_rows: int = 4096,
+        zstd_level: int = 3,
+        *,
+        max_ratio: float = 3.5,
+        encoding: str = "auto",
+        bpp_pixels: int = 256 * 256,
+    ) -> None:
         if encoding != "auto" and encoding not in ENCODINGS:
             raise ValueError(f"encoding must be auto, raw, sparse, lz4 or zstd, got {encoding!r}")
         self.out_dir = Path(out_dir)
@@ -185,8 +202,19 @@ class LatentShardWriter:
         budget = None if bitstream_bytes is None else self.max_ratio * bitstream_bytes
         return choose_encoding(latent, budget, self.lz4, self.zstd)
 
-    def add(self, key: str, latent: np.ndarray, *, image_id: str, identity: str = "", bpp: float = float("nan"),
-            label: int = -1, split: str = "", variant: int = 0, bitstream_bytes: int | None = None) -> None:
+    def add(
+        self,
+        key: str,
+        latent: np.ndarray,
+        *,
+        image_id: str,
+        identity: str = "",
+        bpp: float = float("nan"),
+        label: int = -1,
+        split: str = "",
+        variant: int = 0,
+        bitstream_bytes: int | None = None,
+    ) -> None:
         """Store one integer latent (any shape, typically N x 14 x 14) under a unique ``key``."""
         if key in self._keys:
             raise ShardError(f"duplicate latent key {key!r}")
@@ -198,10 +226,23 @@ class LatentShardWriter:
         encoded = self._encode(np.ascontiguousarray(latent, dtype=dt), bitstream_bytes)
         self._keys.add(key)
         shard = self._shard_name(len(self._manifest))
-        self._rows.append(dict(key=key, image_id=image_id, identity=identity, codec=self.codec,
-                               quality=self.quality, shard=shard, row=len(self._pending),
-                               shape=list(latent.shape), dtype=dt.name, bpp=bpp, label=label,
-                               split=split, variant=variant))
+        self._rows.append(
+            dict(
+                key=key,
+                image_id=image_id,
+                identity=identity,
+                codec=self.codec,
+                quality=self.quality,
+                shard=shard,
+                row=len(self._pending),
+                shape=list(latent.shape),
+                dtype=dt.name,
+                bpp=bpp,
+                label=label,
+                split=split,
+                variant=variant,
+            )
+        )
         self._pending_keys.append(key)
         self._pending.append(encoded)
         self.encoding_counts[_ENC_NAME[encoded[0]]] += 1
@@ -217,10 +258,17 @@ class LatentShardWriter:
             return
         name = self._shard_name(len(self._manifest))
         enc, data, n_minus, n_plus, nnz = zip(*self._pending)
-        table = pa.table({"key": self._pending_keys, "enc": pa.array(enc, pa.int8()),
-                          "n_minus": pa.array(n_minus, pa.int32()), "n_plus": pa.array(n_plus, pa.int32()),
-                          "nnz": pa.array(nnz, pa.int32()), "data": pa.array(data, pa.binary())},
-                         schema=_SHARD_SCHEMA)
+        table = pa.table(
+            {
+                "key": self._pending_keys,
+                "enc": pa.array(enc, pa.int8()),
+                "n_minus": pa.array(n_minus, pa.int32()),
+                "n_plus": pa.array(n_plus, pa.int32()),
+                "nnz": pa.array(nnz, pa.int32()),
+                "data": pa.array(data, pa.binary()),
+            },
+            schema=_SHARD_SCHEMA,
+        )
         target = self.out_dir / name
         with atomic_path(target) as tmp:
             with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, _SHARD_SCHEMA) as w:
@@ -259,8 +307,10 @@ class _Shard:
             raise ShardError(f"{path}: not a readable Arrow IPC shard ({err})") from None
         n = self.table.num_rows
         if (expect is not None and n != expect["rows"]) or n != n_index_rows:
-            raise ShardError(f"{path}: {n} rows, but the index lists {n_index_rows} (manifest: "
-                             f"{expect['rows'] if expect else '?'}); rebuild the shard set")
+            raise ShardError(
+                f"{path}: {n} rows, but the index lists {n_index_rows} (manifest: "
+                f"{expect['rows'] if expect else '?'}); rebuild the shard set"
+            )
         self.path = path
         data = self.table.column("data").combine_chunks()
         self.keys = self.table.column("key")
@@ -278,8 +328,11 @@ class _Shard:
         self.counts = np.stack([col("n_minus", 0), col("n_plus", 0), col("nnz", 0)])
         n_minus, n_plus, nnz = self.counts
         m = SPARSE_MAX_VALUES
-        self.rowbuf = np.stack([self.enc, off[:-1], off[1:], m - n_minus, m + n_plus, n_minus + n_plus, nnz],
-                               axis=1).astype("<i8").tobytes()
+        self.rowbuf = (
+            np.stack([self.enc, off[:-1], off[1:], m - n_minus, m + n_plus, n_minus + n_plus, nnz], axis=1)
+            .astype("<i8")
+            .tobytes()
+        )
         self.mv = memoryview(values if values is not None else pa.py_buffer(b""))
 
     def check_sizes(self, rows: np.ndarray, nbytes: np.ndarray, itemsize: np.ndarray) -> None:
@@ -288,12 +341,19 @@ class _Shard:
         n_minus, n_plus, nnz = self.counts[:, rows]
         want = np.where(enc == SPARSE, 2 * nnz + itemsize * (nnz - n_plus - n_minus), nbytes)
         bad = ((enc == RAW) | (enc == SPARSE)) & (size != want)
-        bad |= (enc == SPARSE) & ((n_plus < 0) | (n_minus < 0) | (n_plus > SPARSE_MAX_VALUES)
-                                  | (n_minus > SPARSE_MAX_VALUES) | (n_plus + n_minus > nnz))
+        bad |= (enc == SPARSE) & (
+            (n_plus < 0)
+            | (n_minus < 0)
+            | (n_plus > SPARSE_MAX_VALUES)
+            | (n_minus > SPARSE_MAX_VALUES)
+            | (n_plus + n_minus > nnz)
+        )
         if bad.any():
             r = int(rows[np.argmax(bad)])
-            raise ShardError(f"{self.path}: row {r} ({_ENC_NAME[int(self.enc[r])]}) holds {int(self.size[r])} bytes, "
-                             f"not what the index shape/dtype needs; rebuild the shard set")
+            raise ShardError(
+                f"{self.path}: row {r} ({_ENC_NAME[int(self.enc[r])]}) holds {int(self.size[r])} bytes, "
+                f"not what the index shape/dtype needs; rebuild the shard set"
+            )
 
 
 class LatentShardReader:
@@ -309,8 +369,10 @@ class LatentShardReader:
     def __init__(self, index_path: str | os.PathLike[str], verify: Literal["rows", "sha256"] = "rows") -> None:
         self.index_path = Path(index_path)
         if not self.index_path.is_file():
-            raise FileNotFoundError(f"{self.index_path}: latent index missing; run the stage that writes it "
-                                    f"(encode_lfw@<codec> or latents_vggface2@<codec>)")
+            raise FileNotFoundError(
+                f"{self.index_path}: latent index missing; run the stage that writes it "
+                f"(encode_lfw@<codec> or latents_vggface2@<codec>)"
+            )
         self.index: pa.Table = pq.read_table(self.index_path)
         meta = self.index.schema.metadata or {}
         self.manifest: dict[str, dict[str, Any]] = json.loads(meta[MANIFEST_KEY]) if MANIFEST_KEY in meta else {}
@@ -376,8 +438,10 @@ class LatentShardReader:
             wrong = np.flatnonzero(stored != self._keys[mine])
             if wrong.size:
                 i = int(mine[wrong[0]])
-                raise ShardError(f"{sh.path}: row {int(self._row[i])} holds key {stored[wrong[0]]!r}, the index says "
-                                 f"{self._keys[i]!r} ({wrong.size} rows disagree); rebuild the shard set")
+                raise ShardError(
+                    f"{sh.path}: row {int(self._row[i])} holds key {stored[wrong[0]]!r}, the index says "
+                    f"{self._keys[i]!r} ({wrong.size} rows disagree); rebuild the shard set"
+                )
             self._open[sid] = sh
         return sh
 
@@ -535,8 +599,9 @@ class LatentDataset:
     variant numbers (e.g. ``[0]`` = the centre crops).
     """
 
-    def __init__(self, index_path: str | os.PathLike[str], split: str | None = None,
-                 variants: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, index_path: str | os.PathLike[str], split: str | None = None, variants: Sequence[int] | None = None
+    ) -> None:
         self.reader = LatentShardReader(index_path)
         idx = self.reader.index
         mask = np.ones(idx.num_rows, dtype=bool)

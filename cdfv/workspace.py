@@ -41,7 +41,11 @@ def _absolutise(node: Any, base: Path) -> Any:
     """Turn relative ``../`` paths under path-like keys into absolute ones (relative to ``base``)."""
     if isinstance(node, dict):
         return {
-            k: (str((base / v).resolve()) if k in PATH_KEYS and isinstance(v, str) and v.startswith("../") else _absolutise(v, base))
+            k: (
+                str((base / v).resolve())
+                if k in PATH_KEYS and isinstance(v, str) and v.startswith("../")
+                else _absolutise(v, base)
+            )
             for k, v in node.items()
         }
     return node
@@ -61,7 +65,9 @@ def profile_params(repo: Path, profile: str | None, overrides: dict[str, Any] | 
     return data
 
 
-def create_workspace(repo: Path, dest: Path, profile: str | None = "smoke", overrides: dict[str, Any] | None = None) -> Path:
+def create_workspace(
+    repo: Path, dest: Path, profile: str | None = "smoke", overrides: dict[str, Any] | None = None
+) -> Path:
     """Create (or refresh) ``dest`` as a DVC workspace; returns its absolute path."""
     repo, dest = repo.resolve(), dest.resolve()
     data = profile_params(repo, profile, overrides)

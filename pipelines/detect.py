@@ -40,7 +40,9 @@ def prefect_mapper(desc: str) -> Callable[[Callable[[Any], Any], list[Any]], lis
     """A ``map_chunks`` hook submitting one task per chunk to the flow's task runner."""
 
     def mapper(worker: Callable[[Any], Any], chunks: list[Any]) -> list[Any]:
-        futures = [run_chunk.with_options(task_run_name=f"{desc}-{i:04d}").submit(worker, c) for i, c in enumerate(chunks)]
+        futures = [
+            run_chunk.with_options(task_run_name=f"{desc}-{i:04d}").submit(worker, c) for i, c in enumerate(chunks)
+        ]
         index = {f.task_run_id: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(chunks)
         with tqdm(total=sum(len(c) for c in chunks), desc=desc, unit="img") as bar:

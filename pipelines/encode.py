@@ -36,8 +36,9 @@ def rd_report_task(params_path: str, root: str) -> dict:
 
 
 @flow(name="encode", task_runner=ThreadPoolTaskRunner(max_workers=2))
-def encode_flow(params_path: str = "params.yaml", root: str = ".", codecs: list[str] | None = None,
-                vggface2: bool = False) -> dict:
+def encode_flow(
+    params_path: str = "params.yaml", root: str = ".", codecs: list[str] | None = None, vggface2: bool = False
+) -> dict:
     """Encode LFW with ``codecs`` (default: all listed), optionally build VGGFace2 shards, then report."""
     path = str(Path(root) / params_path) if not Path(params_path).is_absolute() else params_path
     params = load_params(path)  # validated up front

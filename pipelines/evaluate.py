@@ -97,7 +97,9 @@ def missing_upstream(workspace: Path, targets: list[str]) -> dict[str, list[str]
                 rel = str(Path(dep.def_path))
                 if rel in own or (workspace / rel).exists() or any(o.startswith(rel.rstrip("/") + "/") for o in own):
                     continue  # made by a target first, already there, or a folder the targets fill
-                producer = producers.get(rel) or _producer_of_parent(rel, producers) or "(no stage in dvc.yaml produces it)"
+                producer = (
+                    producers.get(rel) or _producer_of_parent(rel, producers) or "(no stage in dvc.yaml produces it)"
+                )
                 missing.setdefault(producer, [])
                 if rel not in missing[producer]:
                     missing[producer].append(rel)

@@ -39,8 +39,9 @@ def complexity_task(params_path: str, root: str) -> dict:
 
 
 @flow(name="train")
-def train_flow(params_path: str = "params.yaml", root: str = ".", codecs: list[str] | None = None,
-               complexity: bool = True) -> list[str]:
+def train_flow(
+    params_path: str = "params.yaml", root: str = ".", codecs: list[str] | None = None, complexity: bool = True
+) -> list[str]:
     """Train ResNet50 then cResNet39 for ``codecs`` (default: train.cresnet39.codecs + online_codecs)."""
     path = str(Path(root) / params_path) if not Path(params_path).is_absolute() else params_path
     params = load_params(path)

@@ -155,4 +155,6 @@ def align_face(
 
     matrix = (_h(shift) @ _h(scale) @ _h(rot) @ _h(to_crop))[:2]
     mapped = transform_points(matrix, landmarks) if landmarks is not None else None
-    return AlignedFace(image=np.ascontiguousarray(out), pad=(top, bottom, left, right), angle=angle, matrix=matrix, landmarks=mapped)
+    return AlignedFace(
+        image=np.ascontiguousarray(out), pad=(top, bottom, left, right), angle=angle, matrix=matrix, landmarks=mapped
+    )

@@ -143,8 +143,11 @@ def run_align_lfw_full(params: Params, codec_name: str, root: str | os.PathLike[
     """Stage ``align_lfw_full@<codec_name>``: align the decoded images with the original detections."""
     root = Path(root)
     params.eval.b1_codec(codec_name)
-    index = read_parquet(root / paths.full_codec_index(codec_name), f"B1 decoded images of {codec_name}",
-                         stage=f"encode_lfw_full@{codec_name}").to_pylist()
+    index = read_parquet(
+        root / paths.full_codec_index(codec_name),
+        f"B1 decoded images of {codec_name}",
+        stage=f"encode_lfw_full@{codec_name}",
+    ).to_pylist()
     dets = read_parquet(root / paths.LFW_DETECTIONS, "LFW detections", stage="detect_lfw").to_pylist()
     decoded = {r["image_id"]: r["decoded"] for r in index if r["status"] == "ok"}
     det_of = {d["image_id"]: d for d in dets}
@@ -157,8 +160,15 @@ def run_align_lfw_full(params: Params, codec_name: str, root: str | os.PathLike[
     out_dir = paths.full_faces_dir(codec_name)
     with atomic_path(root / out_dir) as tmp:
         tmp.mkdir(parents=True)
-        rows = align_records([det_of[i] for i in sorted(decoded)], decoded, params.align, tmp / "faces", root,
-                             progress=True, faces_dir=out_dir / "faces")
+        rows = align_records(
+            [det_of[i] for i in sorted(decoded)],
+            decoded,
+            params.align,
+            tmp / "faces",
+            root,
+            progress=True,
+            faces_dir=out_dir / "faces",
+        )
         write_faces(rows, tmp / "faces.parquet")
     return {
         "codec": codec_name,

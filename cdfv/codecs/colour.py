@@ -14,9 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-_M = np.array(
-    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float64
-)
+_M = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float64)
 _MINV = np.linalg.inv(_M)
 _OFFSET = np.array([0.0, 128.0, 128.0])
 

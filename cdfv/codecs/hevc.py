@@ -115,8 +115,18 @@ class HevcCodec(Codec):
     def x265_params(self) -> str:
         qp = self.spec.quality
         opts = [
-            "keyint=1", "min-keyint=1", "scenecut=0", "bframes=0", f"qp={qp}", "ipratio=1", "pbratio=1",
-            "repeat-headers=1", "info=0", "range=full", "colormatrix=bt470bg", "log-level=error",
+            "keyint=1",
+            "min-keyint=1",
+            "scenecut=0",
+            "bframes=0",
+            f"qp={qp}",
+            "ipratio=1",
+            "pbratio=1",
+            "repeat-headers=1",
+            "info=0",
+            "range=full",
+            "colormatrix=bt470bg",
+            "log-level=error",
         ]
         if self.settings.x265_params:
             opts.append(self.settings.x265_params)
@@ -138,7 +148,9 @@ class HevcCodec(Codec):
 
         # full-range 4:2:0 decodes as "yuvj420p"; pin both ranges so swscale copies samples untouched
         stream = ffmpeg.input("pipe:", format="hevc").filter("scale", in_range="full", out_range="full")
-        stream = ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt=self.settings.pix_fmt, fps_mode="passthrough")
+        stream = ffmpeg.output(
+            stream, "pipe:", format="rawvideo", pix_fmt=self.settings.pix_fmt, fps_mode="passthrough"
+        )
         return ffmpeg.compile(stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error"), cmd="ffmpeg")
 
     # -- codec --------------------------------------------------------------------------------

@@ -25,9 +25,9 @@ import torch
 
 from cdfv.chunks import chunked
 from cdfv.codecs.base import Codec, CodecError, LatentCheckError, check_rgb
-from cdfv.precision import strict_fp32
 from cdfv.codecs.names import CodecSpec
 from cdfv.config import LearnedSettings
+from cdfv.precision import strict_fp32
 
 _HEADER = struct.Struct(">HHI")
 

@@ -77,7 +77,9 @@ _PATTERNS = [
     (re.compile(r"(Balle2018|Cheng2020)_(mse|msssim)_Q(\d+)"), "learned"),
 ]
 
-EXAMPLES = "JPEG_Q1, JPEG2000_mse_Q3, JPEG2000_visual_Q6, HEVC_QP26, HEVC_444_QP26, Balle2018_mse_Q6, Cheng2020_msssim_Q3"
+EXAMPLES = (
+    "JPEG_Q1, JPEG2000_mse_Q3, JPEG2000_visual_Q6, HEVC_QP26, HEVC_444_QP26, Balle2018_mse_Q6, Cheng2020_msssim_Q3"
+)
 
 
 def parse_codec_name(name: str, family: Family | None = None) -> CodecSpec:

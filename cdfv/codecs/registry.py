@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from cdfv.config import EncodeParams, Params
 
 
-
 def get_codec(name: str, settings: EncodeParams | None = None, target_bpp: float | None = None) -> Codec:
     """Build the codec ``name`` (e.g. ``HEVC_QP26``) with family settings from ``settings``.
 

@@ -47,9 +47,7 @@ def model_path(kind: Literal["shape68", "shape5", "cnn"]) -> Path:
             warnings.simplefilter("ignore")  # its pkg_resources deprecation warning
             import face_recognition_models as frm
     except ImportError as err:  # pragma: no cover
-        raise ImportError(
-            "detect.backend=dlib needs face-recognition-models: pip install 'cdfv[offline]'"
-        ) from err
+        raise ImportError("detect.backend=dlib needs face-recognition-models: pip install 'cdfv[offline]'") from err
     path = Path(
         {
             "shape68": frm.pose_predictor_model_location,

@@ -168,5 +168,7 @@ def faces_from_response(resp: dict[str, Any]) -> list[Face]:
         points = np.array(
             [lm["right_eye"], lm["left_eye"], lm["nose"], lm["mouth_right"], lm["mouth_left"]], dtype=np.float64
         )
-        faces.append(Face(score=float(item["score"]), box=tuple(float(v) for v in item["facial_area"]), landmarks=points))
+        faces.append(
+            Face(score=float(item["score"]), box=tuple(float(v) for v in item["facial_area"]), landmarks=points)
+        )
     return sorted(faces, key=lambda f: -f.score)

@@ -66,7 +66,9 @@ def detection_row(
     return row
 
 
-def _read(records: Iterable[dict[str, Any]], root: Path) -> Iterable[tuple[dict[str, Any], np.ndarray | None, str | None]]:
+def _read(
+    records: Iterable[dict[str, Any]], root: Path
+) -> Iterable[tuple[dict[str, Any], np.ndarray | None, str | None]]:
     for rec in records:
         try:
             yield rec, read_rgb(root / rec["path"]), None

@@ -67,7 +67,9 @@ def encode_robust(
         return _encode_all(codec, images, latents, workers)
     except LatentCheckError as err:
         named = ", ".join(ids[i] for i in err.indices)
-        raise EncodeError(f"{codec.name}: {err} (image(s) {named}); the latents would not match the bitstreams") from None
+        raise EncodeError(
+            f"{codec.name}: {err} (image(s) {named}); the latents would not match the bitstreams"
+        ) from None
     except CodecError:
         pass
     out = Encoded([], [], [] if latents else None)
@@ -204,7 +206,11 @@ def rate_summary(rows: Sequence[dict[str, Any]], keys: Sequence[str], probes: se
     def block(sel: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return {"n": len(sel), **{k: mean([r[k] for r in sel]) for k in keys}}
 
-    out: dict[str, Any] = {"all": block(ok), "n_images": len(rows), "n_failed": sum(r["status"] == "error" for r in rows)}
+    out: dict[str, Any] = {
+        "all": block(ok),
+        "n_images": len(rows),
+        "n_failed": sum(r["status"] == "error" for r in rows),
+    }
     out["n_no_input"] = sum(r["status"] == "no_input" for r in rows)
     if probes is not None:
         out["probes"] = block([r for r in ok if r["image_id"] in probes])

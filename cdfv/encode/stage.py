@@ -68,7 +68,9 @@ def run_encode_lfw(params: Params, codec_name: str, root: str | os.PathLike[str]
         tmp.mkdir(parents=True)
         if want_latents:
             shards = settings.shards
-            writer = LatentShardWriter(tmp / "latents", codec_name, codec.spec.quality, shards.shard_rows, shards.zstd_level)
+            writer = LatentShardWriter(
+                tmp / "latents", codec_name, codec.spec.quality, shards.shard_rows, shards.zstd_level
+            )
         todo = [f for f in faces if f.get("path")]
         for part in tqdm(chunked(todo, settings.chunk_size), desc=f"encode {codec_name}", unit="chunk"):
             ids = [f["image_id"] for f in part]
@@ -95,13 +97,19 @@ def run_encode_lfw(params: Params, codec_name: str, root: str | os.PathLike[str]
                 )
                 rows.append(row)
                 if writer is not None and c.latent is not None:
-                    writer.add(f["image_id"], centre_crop(c.latent, LATENT_CROP), image_id=f["image_id"],
-                               identity=f.get("identity") or "", bpp=row["bpp_256"])
+                    writer.add(
+                        f["image_id"],
+                        centre_crop(c.latent, LATENT_CROP),
+                        image_id=f["image_id"],
+                        identity=f.get("identity") or "",
+                        bpp=row["bpp_256"],
+                    )
         if writer is not None:
             writer.close()
         rows.sort(key=lambda r: r["image_id"])
-        write_parquet_atomic(tmp / "index.parquet", pa.Table.from_pylist(rows, schema=schemas.CODEC_INDEX),
-                             schemas.CODEC_INDEX)
+        write_parquet_atomic(
+            tmp / "index.parquet", pa.Table.from_pylist(rows, schema=schemas.CODEC_INDEX), schemas.CODEC_INDEX
+        )
     spec = codec.spec
     summary = {
         "codec": codec_name,
@@ -156,9 +164,19 @@ def run_encode_lfw_full(params: Params, codec_name: str, root: str | os.PathLike
                 h, w = original.shape[:2]
                 row = _row(schemas.LFW_FULL_INDEX, img, codec_name, "ok", None)
                 row.update(
-                    width=w, height=h, pad_top=pad[0], pad_bottom=pad[1], pad_left=pad[2], pad_right=pad[3],
-                    bytes=c.n_bytes, bpp_256=bpp(c.n_bytes, c.coded_pixels), bpp_orig=bpp(c.n_bytes, h * w),
-                    psnr=c.psnr, ms_ssim=c.ms_ssim, bitstream=bitstream, decoded=decoded,
+                    width=w,
+                    height=h,
+                    pad_top=pad[0],
+                    pad_bottom=pad[1],
+                    pad_left=pad[2],
+                    pad_right=pad[3],
+                    bytes=c.n_bytes,
+                    bpp_256=bpp(c.n_bytes, c.coded_pixels),
+                    bpp_orig=bpp(c.n_bytes, h * w),
+                    psnr=c.psnr,
+                    ms_ssim=c.ms_ssim,
+                    bitstream=bitstream,
+                    decoded=decoded,
                 )
                 rows.append(row)
         rows.sort(key=lambda r: r["image_id"])
@@ -201,7 +219,9 @@ def run_latents_vggface2(params: Params, codec_name: str, root: str | os.PathLik
     jobs = [(img, k) for img in images for k in range(cfg.variants)]
     bit_bytes = 0
     with atomic_path(index_path.parent) as tmp:
-        writer = LatentShardWriter(tmp, codec_name, spec.quality, settings.shards.shard_rows, settings.shards.zstd_level)
+        writer = LatentShardWriter(
+            tmp, codec_name, spec.quality, settings.shards.shard_rows, settings.shards.zstd_level
+        )
         for part in tqdm(chunked(jobs, settings.learned.batch_size * 4), desc=f"latents {codec_name}", unit="chunk"):
             inputs, keys = [], []
             for img, k in part:
@@ -216,9 +236,16 @@ def run_latents_vggface2(params: Params, codec_name: str, root: str | os.PathLik
                     continue
                 n_bytes = codec.rate_bytes(blob)
                 bit_bytes += n_bytes
-                writer.add(key, centre_crop(lat, LATENT_CROP), image_id=img["image_id"], identity=img["identity"],
-                           bpp=bpp(n_bytes, im.shape[0] * im.shape[1]), label=int(img["label"]),
-                           split=img["split"], variant=k)
+                writer.add(
+                    key,
+                    centre_crop(lat, LATENT_CROP),
+                    image_id=img["image_id"],
+                    identity=img["identity"],
+                    bpp=bpp(n_bytes, im.shape[0] * im.shape[1]),
+                    label=int(img["label"]),
+                    split=img["split"],
+                    variant=k,
+                )
         writer.close()
         n_rows = len(writer)
     summary = {

@@ -89,7 +89,9 @@ class TorchRecogniser:
 
     needs_geometry = False
 
-    def __init__(self, name: str, checkpoint: str | os.PathLike[str], input_kind: InputKind, device: str = "auto") -> None:
+    def __init__(
+        self, name: str, checkpoint: str | os.PathLike[str], input_kind: InputKind, device: str = "auto"
+    ) -> None:
         import torch
 
         from cdfv.models import load_checkpoint
@@ -102,7 +104,9 @@ class TorchRecogniser:
                 stage = f"train_cresnet39@{path.parent.name}` or `dvc repro train_cresnet39_online@{path.parent.name}"
             raise FileNotFoundError(f"{path}: checkpoint missing for {name}. Run `dvc repro {stage}` first.")
         self.name, self.input_kind = name, input_kind
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+        self.device = torch.device(
+            "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+        )
         self.model = load_checkpoint(path).to(self.device).eval()
 
     def geometry(self, originals: np.ndarray) -> None:

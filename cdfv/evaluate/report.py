@@ -49,9 +49,7 @@ CSV_FIELDS = ("model", "bpp", "tar_far_1e-3", "tar_far_1e-2", "eer", "auc")
 # ------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------
-def load_eval_results(
-    root: Path, models: Sequence[str] | None = None, stage_of: Any = None
-) -> list[dict[str, Any]]:
+def load_eval_results(root: Path, models: Sequence[str] | None = None, stage_of: Any = None) -> list[dict[str, Any]]:
     """``reports/metrics/eval/<model>.json`` of ``models`` (default: every file), sorted by model.
 
     A configured model without its JSON raises naming the stage to run (``stage_of(model)``).
@@ -100,7 +98,10 @@ def _diff(ours: Any, paper: Any, digits: int = 3) -> str:
 
 def metrics_table_markdown(results: Sequence[dict[str, Any]]) -> str:
     """One row per evaluated solution: pipeline, probe rate and the four Fig. 4 metrics."""
-    head = "| Model | Pipeline | bpp (probe) | TAR@FAR=1e-3 | TAR@FAR=1e-2 | EER | AUC | Accuracy (k-fold) | Pairs | Fallback pairs |"
+    head = (
+        "| Model | Pipeline | bpp (probe) | TAR@FAR=1e-3 | TAR@FAR=1e-2 | EER | AUC | Accuracy (k-fold) | Pairs "
+        "| Fallback pairs |"
+    )
     lines = [head, "|---" * 10 + "|"]
     for r in results:
         acc = r.get("accuracy")
@@ -175,28 +176,42 @@ def table7_sentences(complexity: dict[str, dict[str, Any]]) -> list[str]:
     if rows:
         devices = ", ".join(sorted({str(c["device"]) for c in rows}))
         runs = sorted({(c.get("repeats"), c.get("batch_pairs")) for c in rows})
-        out.append(f"Our timings: {devices}; " + "; ".join(f"mean of {r} batches of {p} pairs" for r, p in runs)
-                   + ". Paper: RTX 3080, mean of 50 runs over LFW View 2 in batches of 64 pairs.")
+        out.append(
+            f"Our timings: {devices}; "
+            + "; ".join(f"mean of {r} batches of {p} pairs" for r, p in runs)
+            + ". Paper: RTX 3080, mean of 50 runs over LFW View 2 in batches of 64 pairs."
+        )
     else:
-        out.append("Our timings: not measured (run the complexity stage). Paper: RTX 3080, mean of 50 runs over "
-                   "LFW View 2 in batches of 64 pairs.")
+        out.append(
+            "Our timings: not measured (run the complexity stage). Paper: RTX 3080, mean of 50 runs over "
+            "LFW View 2 in batches of 64 pairs."
+        )
     a, c1 = complexity.get(ANCHOR, {}), complexity.get("cResNet39_Balle2018_mse_Q1", {})
     paper_speedup = PAPER_TABLE7[ANCHOR][3] / PAPER_TABLE7["cResNet39_Balle2018_mse_Q1"][3]
-    net, e2e = _ratio(a.get("ms_per_pair"), c1.get("ms_per_pair")), _ratio(a.get("e2e_ms_per_pair"), c1.get("e2e_ms_per_pair"))
+    net, e2e = (
+        _ratio(a.get("ms_per_pair"), c1.get("ms_per_pair")),
+        _ratio(a.get("e2e_ms_per_pair"), c1.get("e2e_ms_per_pair")),
+    )
     if net is None and e2e is None:
-        out.append(f"Speed-up ms/pair of the original anchor over cResNet39 Q1: not measured here (both rows needed); "
-                   f"paper {_times(paper_speedup)} (end-to-end).")
+        out.append(
+            f"Speed-up ms/pair of the original anchor over cResNet39 Q1: not measured here (both rows needed); "
+            f"paper {_times(paper_speedup)} (end-to-end)."
+        )
     else:
-        out.append(f"Speed-up ms/pair of the original anchor over cResNet39 Q1: ours {_times(e2e)} end-to-end, "
-                   f"{_times(net)} network only; paper {_times(paper_speedup)} (end-to-end).")
+        out.append(
+            f"Speed-up ms/pair of the original anchor over cResNet39 Q1: ours {_times(e2e)} end-to-end, "
+            f"{_times(net)} network only; paper {_times(paper_speedup)} (end-to-end)."
+        )
     for codec in sorted({m.split("_", 1)[1] for m in complexity if m.startswith("ResNet50_") and m != ANCHOR}):
         dec, comp = complexity.get(f"ResNet50_{codec}", {}), complexity.get(f"cResNet39_{codec}", {})
         paper_dec, paper_comp = PAPER_TABLE7.get(f"ResNet50_{codec}"), PAPER_TABLE7.get(f"cResNet39_{codec}")
         true, conv = dec.get("gmac"), dec.get("gmac_paper_convention")
         if true is None:
             continue
-        text = (f"{codec}: the decoded anchor (g_s + ResNet50) is {true:.2f} GMAC with each ConvTranspose2d "
-                f"counted at its true MACs, {_fmt(conv, 2)} in the paper's convention (output positions)")
+        text = (
+            f"{codec}: the decoded anchor (g_s + ResNet50) is {true:.2f} GMAC with each ConvTranspose2d "
+            f"counted at its true MACs, {_fmt(conv, 2)} in the paper's convention (output positions)"
+        )
         text += f"; the paper reports {paper_dec[0]:.2f}" if paper_dec else ""
         if comp.get("gmac"):
             text += f". Versus cResNet39 ({comp['gmac']:.2f} GMAC) that is {_times(true / comp['gmac'])} the MACs"
@@ -236,8 +251,9 @@ def table7_markdown(
     )
     out.append("")
     out.append(
-        "| Model | GMAC true | GMAC paper conv. | GMAC paper | Δ (paper conv.) | kMAC/px true | kMAC/px paper conv. | "
-        "kMAC/px paper (paper conv.) | ms/batch net | ms/batch e2e | ms/batch paper (e2e) | ms/pair net | ms/pair e2e | "
+        "| Model | GMAC true | GMAC paper conv. | GMAC paper | Δ (paper conv.) | kMAC/px true | "
+        "kMAC/px paper conv. | kMAC/px paper (paper conv.) | ms/batch net | ms/batch e2e | ms/batch paper (e2e) | "
+        "ms/pair net | ms/pair e2e | "
         "ms/pair paper (e2e) | TAR@FAR=1e-3 | paper | Δ | bpp | paper | Δ |"
     )
     out.append("|---" * 20 + "|")
@@ -246,7 +262,8 @@ def table7_markdown(
         r = by_model.get(model, {})
         gmac_conv = c.get("gmac_paper_convention")
         out.append(
-            f"| {model} | {_fmt(c.get('gmac'), 2)} | {_fmt(gmac_conv, 2)} | {p_gmac:.2f} | {_diff(gmac_conv, p_gmac, 2)} | "
+            f"| {model} | {_fmt(c.get('gmac'), 2)} | {_fmt(gmac_conv, 2)} | {p_gmac:.2f} | "
+            f"{_diff(gmac_conv, p_gmac, 2)} | "
             f"{_fmt(c.get('kmac_per_px'), 0)} | {_fmt(c.get('kmac_per_px_paper_convention'), 0)} | {p_kmac:.0f} | "
             f"{_fmt(c.get('ms_per_batch'), 1)} | {_fmt(c.get('e2e_ms_per_batch'), 1)} | {p_batch:.1f} | "
             f"{_fmt(c.get('ms_per_pair'), 3)} | {_fmt(c.get('e2e_ms_per_pair'), 3)} | {p_pair:.3f} | "
@@ -298,8 +315,13 @@ def plot_fig4(results: Sequence[dict[str, Any]], png: Path) -> None:
     for ax, (key, label) in zip(axes.ravel(), PANELS):
         for name, pts in series.items():
             b1 = pts[0].get("pipeline") == "B1"  # thesis ch. 5 decode-then-crop lines: dotted
-            ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], marker="s" if b1 else "o",
-                    linestyle=":" if b1 else "-", label=name)
+            ax.plot(
+                [p["bpp"] for p in pts],
+                [p[key] for p in pts],
+                marker="s" if b1 else "o",
+                linestyle=":" if b1 else "-",
+                label=name,
+            )
         for r in anchors:
             ax.axhline(r[key], linestyle="--", color="k", linewidth=1, label=r["model"])
         ax.set_xlabel("rate [bpp] (probe images)")

@@ -73,7 +73,9 @@ def run_eval_lfw(params: Params, model: str, root: Path = Path(".")) -> dict[str
     """Evaluate one solution on LFW View 2; write scores, embeddings, metrics JSON and ROC CSV."""
     sol = parse_solution(model)
     if model not in allowed_models(params):
-        raise ValueError(f"model {model!r} is not configured in params.yaml eval: (choose from {allowed_models(params)})")
+        raise ValueError(
+            f"model {model!r} is not configured in params.yaml eval: (choose from {allowed_models(params)})"
+        )
     e = params.eval
     t0 = time.perf_counter()
     pairs = read_parquet(root / paths.LFW_PAIRS, "LFW View-2 pairs", "ingest_lfw")

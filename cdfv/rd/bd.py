@@ -30,7 +30,9 @@ class BdError(CdfvError, ValueError):
     """Curves on which a Bjøntegaard delta is undefined (too few points, no overlap, bad rates)."""
 
 
-def _prepare(rate: Sequence[float], metric: Sequence[float], name: str, min_points: int) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(
+    rate: Sequence[float], metric: Sequence[float], name: str, min_points: int
+) -> tuple[np.ndarray, np.ndarray]:
     r = np.asarray(rate, dtype=np.float64)
     m = np.asarray(metric, dtype=np.float64)
     if r.shape != m.shape or r.ndim != 1:

@@ -65,8 +65,12 @@ class Checkpoints:
         if not self.writer:
             return None
         path = self.folder / f"step-{step:08d}.pt"
-        payload = {"format": FORMAT, "fingerprint": self.fingerprint.digest,
-                   "fingerprint_parts": self.fingerprint.parts, **data}
+        payload = {
+            "format": FORMAT,
+            "fingerprint": self.fingerprint.digest,
+            "fingerprint_parts": self.fingerprint.parts,
+            **data,
+        }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
         for old in self.files()[self.keep :]:
@@ -83,8 +87,10 @@ class Checkpoints:
                     raise ValueError(f"not a {FORMAT} checkpoint")
             except Exception as err:  # noqa: BLE001 - truncated zip, unpickling, bad content
                 nxt = files[i + 1].name if i + 1 < len(files) else "a fresh start"
-                _say(f"{path} is corrupt or unreadable ({type(err).__name__}: {err}); "
-                     f"falling back to {nxt}. Moved aside as {path.name}.corrupt")
+                _say(
+                    f"{path} is corrupt or unreadable ({type(err).__name__}: {err}); "
+                    f"falling back to {nxt}. Moved aside as {path.name}.corrupt"
+                )
                 if self.writer:
                     path.replace(path.with_name(path.name + ".corrupt"))
                 continue
@@ -95,8 +101,10 @@ class Checkpoints:
             if data["state"]["phase"] == 2 and not self.phase1_path.is_file():
                 _say(f"{path} is a phase-2 checkpoint but {self.phase1_path} is missing; starting fresh")
                 return None
-            _say(f"resuming from {path} (phase {data['state']['phase']}, epoch {data['state']['epoch']}, "
-                 f"batch {data['state']['batch']}, step {data['state']['step']})")
+            _say(
+                f"resuming from {path} (phase {data['state']['phase']}, epoch {data['state']['epoch']}, "
+                f"batch {data['state']['batch']}, step {data['state']['step']})"
+            )
             return Resume(path, data)
         return None
 

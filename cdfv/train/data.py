@@ -86,8 +86,9 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         path = self.root / self.split.files[i]
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: VGGFace2 PNG missing (image {self.split.image_ids[i]}). "
-                                    "Rerun `dvc repro ingest_vggface2`.")
+            raise FileNotFoundError(
+                f"{path}: VGGFace2 PNG missing (image {self.split.image_ids[i]}). Rerun `dvc repro ingest_vggface2`."
+            )
         rgb = read_rgb(path)
         return torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), int(self.split.labels[i]), i
 
@@ -120,15 +121,19 @@ class LatentShardDataset(Dataset):
             by_image.setdefault(image_id, {})[int(v)] = key
         missing = [i for i in split.image_ids if i not in by_image]
         if missing:
-            raise ValueError(f"{index_path}: no latents for {len(missing)} training images (e.g. {missing[:3]}); "
-                             "rerun the latents_vggface2 stage after ingest_vggface2")
+            raise ValueError(
+                f"{index_path}: no latents for {len(missing)} training images (e.g. {missing[:3]}); "
+                "rerun the latents_vggface2 stage after ingest_vggface2"
+            )
         self.variants = len(by_image[split.image_ids[0]])
         for image_id in split.image_ids:
             have = by_image[image_id]
             if sorted(have) != list(range(self.variants)):
-                raise ValueError(f"{index_path}: image {image_id} has variants {sorted(have)}, expected 0..{self.variants - 1} "
-                                 "like the others (an encoding failure skipped with encode.on_error: skip?); "
-                                 "rerun latents_vggface2 with encode.on_error: fail")
+                raise ValueError(
+                    f"{index_path}: image {image_id} has variants {sorted(have)}, expected 0..{self.variants - 1} "
+                    "like the others (an encoding failure skipped with encode.on_error: skip?); "
+                    "rerun latents_vggface2 with encode.on_error: fail"
+                )
         self.keys = [[by_image[i][v] for v in range(self.variants)] for i in split.image_ids]
         self.draw = 0
 
@@ -165,8 +170,18 @@ class EpochBatches(Sampler[list[int]]):
     with ``world > 1`` each rank takes ``batch[rank::world]`` of every global batch.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, skip: int = 0, max_batches: int | None = None,
-                 rank: int = 0, world: int = 1, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        skip: int = 0,
+        max_batches: int | None = None,
+        rank: int = 0,
+        world: int = 1,
+        shuffle: bool = True,
+    ) -> None:
         if batch_size % world:
             raise ValueError(f"batch size {batch_size} must be divisible by the number of processes {world}")
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, epoch
@@ -180,14 +195,17 @@ class EpochBatches(Sampler[list[int]]):
         return max(0, self.num_batches() - self.skip)
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        order = (
+            np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        )
         for b in range(self.skip, self.num_batches()):
             batch = order[b * self.batch_size : (b + 1) * self.batch_size]
             yield batch[self.rank :: self.world].tolist()
 
 
-def augment(images: torch.Tensor, resize: int, crop: int, grayscale_p: float, generator: torch.Generator,
-            train: bool = True) -> torch.Tensor:
+def augment(
+    images: torch.Tensor, resize: int, crop: int, grayscale_p: float, generator: torch.Generator, train: bool = True
+) -> torch.Tensor:
     """uint8 ``(B, 3, h, w)`` -> float 0..255 ``(B, 3, crop, crop)`` on ``images.device``.
 
     Bilinear resize to ``resize``, then a random crop (centre crop when ``train`` is false) and

@@ -77,7 +77,9 @@ def stage_deps(stage: str, item: str | None = None, root: Path = Path(".")) -> l
     for dep in entry.get("deps") or []:
         dep = str(dep).replace("${item}", item or "")
         if "${" in dep:
-            raise FingerprintError(f"{path}: stage {stage!r} dep {dep!r} uses an interpolation the trainer cannot resolve")
+            raise FingerprintError(
+                f"{path}: stage {stage!r} dep {dep!r} uses an interpolation the trainer cannot resolve"
+            )
         deps.append(dep)
     return deps
 
@@ -127,8 +129,15 @@ def json_digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def compute(stage: str, item: str | None, root: Path, params: Any, extra: dict[str, Any] | None = None,
-            workers: int | None = None, say: bool = True) -> Fingerprint:
+def compute(
+    stage: str,
+    item: str | None,
+    root: Path,
+    params: Any,
+    extra: dict[str, Any] | None = None,
+    workers: int | None = None,
+    say: bool = True,
+) -> Fingerprint:
     """Hash ``params`` (JSON-able), every dvc.yaml dependency of ``stage[@item]`` and ``extra``."""
     root = Path(root)
     code_base = root if (root / "dvc.yaml").is_file() else package_repo()
@@ -141,6 +150,10 @@ def compute(stage: str, item: str | None, root: Path, params: Any, extra: dict[s
         base = code_base if dep.startswith(CODE_PREFIX) else root
         parts[f"{'code' if dep.startswith(CODE_PREFIX) else 'data'} {dep}"] = content_digest(base / dep, workers)
     if say:
-        print(f"[fingerprint] {stage}{'@' + item if item else ''}: {len(parts) - 1 - len(extra or {})} dependencies "
-              f"hashed in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"[fingerprint] {stage}{'@' + item if item else ''}: {len(parts) - 1 - len(extra or {})} dependencies "
+            f"hashed in {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     return Fingerprint(parts)

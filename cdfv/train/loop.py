@@ -226,10 +226,20 @@ def centroid_arcface_loss(emb: torch.Tensor, labels: torch.Tensor, num_classes: 
 # ---------------------------------------------------------------------------------------------
 def run_params(spec: RunSpec, cfg: TrainParams) -> dict[str, Any]:
     """The params that change a run's numbers (not where or how fast it runs)."""
-    keep = cfg.model_dump(exclude={"workers", "checkpoint_every", "keep_checkpoints", "device", "resnet50", "cresnet39"})
+    keep = cfg.model_dump(
+        exclude={"workers", "checkpoint_every", "keep_checkpoints", "device", "resnet50", "cresnet39"}
+    )
     return {
-        "spec": [spec.name, spec.arch, spec.arch_kwargs, spec.phase1.model_dump(), spec.phase2.model_dump(),
-                 spec.inputs.kind, spec.meta.get("codec"), spec.meta.get("codec_settings")],
+        "spec": [
+            spec.name,
+            spec.arch,
+            spec.arch_kwargs,
+            spec.phase1.model_dump(),
+            spec.phase2.model_dump(),
+            spec.inputs.kind,
+            spec.meta.get("codec"),
+            spec.meta.get("codec_settings"),
+        ],
         "cfg": keep,
     }
 
@@ -238,8 +248,10 @@ def fingerprint(spec: RunSpec, cfg: TrainParams, root: Path, say: bool = True) -
     """Params + content of the stage's code and data dependencies + the phase-2 FC initialisation."""
     init = None
     if spec.embedding_init is not None:
-        init = {k: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-                for k, v in sorted(spec.embedding_init.items())}
+        init = {
+            k: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+            for k, v in sorted(spec.embedding_init.items())
+        }
     return fp.compute(spec.stage, spec.item, root, run_params(spec, cfg), extra={"init": init}, say=say)
 
 
@@ -250,8 +262,14 @@ def _seed(*parts: int) -> int:
 class Trainer:
     """Runs :class:`RunSpec` with :class:`TrainParams`; see module docstring."""
 
-    def __init__(self, spec: RunSpec, cfg: TrainParams, root: Path = Path("."),
-                 on_step: Callable[[LoopState], None] | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        cfg: TrainParams,
+        root: Path = Path("."),
+        on_step: Callable[[LoopState], None] | None = None,
+        progress: bool = True,
+    ) -> None:
         self.spec, self.cfg, self.root, self.on_step, self.progress = spec, cfg, Path(root), on_step, progress
         if os.environ.get(KILL_ENV):
             self.on_step = _kill_after(int(os.environ[KILL_ENV]), on_step)
@@ -285,20 +303,39 @@ class Trainer:
         mine = fingerprint(self.spec, self.cfg, self.root, say=self.env.is_main) if self.env.is_main else None
         return self.env.broadcast(mine)
 
-    def _loader(self, ds: Dataset, seed: int, epoch: int, skip: int, max_batches: int | None, shuffle: bool,
-                draw: int | None = None) -> DataLoader:
+    def _loader(
+        self,
+        ds: Dataset,
+        seed: int,
+        epoch: int,
+        skip: int,
+        max_batches: int | None,
+        shuffle: bool,
+        draw: int | None = None,
+    ) -> DataLoader:
         if draw is not None and hasattr(ds, "set_draw"):
             ds.set_draw(draw)
-        sampler = EpochBatches(len(ds), self.cfg.batch_size, seed, epoch, skip, max_batches,
-                               self.env.rank, self.env.world, shuffle=shuffle)
-        return DataLoader(ds, batch_sampler=sampler, num_workers=self.cfg.workers, pin_memory=self.cuda,
-                          persistent_workers=False, prefetch_factor=4 if self.cfg.workers else None)
+        sampler = EpochBatches(
+            len(ds), self.cfg.batch_size, seed, epoch, skip, max_batches, self.env.rank, self.env.world, shuffle=shuffle
+        )
+        return DataLoader(
+            ds,
+            batch_sampler=sampler,
+            num_workers=self.cfg.workers,
+            pin_memory=self.cuda,
+            persistent_workers=False,
+            prefetch_factor=4 if self.cfg.workers else None,
+        )
 
     def _to_model(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _autocast(self) -> Any:
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp) if self.cuda else torch.autocast("cpu", enabled=False)
+        return (
+            torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
+            if self.cuda
+            else torch.autocast("cpu", enabled=False)
+        )
 
     def _ddp(self, module: nn.Module) -> nn.Module:
         if not self.env.distributed:
@@ -325,8 +362,9 @@ class Trainer:
     def _fit(self) -> FaceNet:
         spec, cfg = self.spec, self.cfg
         splits = self._splits()
-        ckpts = Checkpoints(self.root / spec.checkpoint_dir, self._fingerprint(), cfg.keep_checkpoints,
-                            writer=self.env.is_main)
+        ckpts = Checkpoints(
+            self.root / spec.checkpoint_dir, self._fingerprint(), cfg.keep_checkpoints, writer=self.env.is_main
+        )
         resume = ckpts.latest()
         if resume is None:
             ckpts.clear()
@@ -363,15 +401,29 @@ class Trainer:
             model.with_embedding_head(init_from=spec.embedding_init)
             st.phase, st.epoch, st.batch = 2, 0, 0
             st.meter = LoopState().meter
-            ckpts.save(st.step, {"state": dataclasses.asdict(st), "model": model.state_dict(),
-                                 "criterion": criterion.state_dict(), "optimizer": None, "scheduler": None})
+            ckpts.save(
+                st.step,
+                {
+                    "state": dataclasses.asdict(st),
+                    "model": model.state_dict(),
+                    "criterion": criterion.state_dict(),
+                    "optimizer": None,
+                    "scheduler": None,
+                },
+            )
         self._phase2(model, criterion, splits["train"], splits["val"], st, ckpts, live, resume)
 
         model.eval()
         if self.env.is_main:
-            meta = {**spec.meta, "phase": 2, "history": st.history, "steps": st.step,
-                    "classes_phase1": splits["all"].num_classes, "classes_phase2": splits["train"].num_classes,
-                    "images": len(splits["all"])}
+            meta = {
+                **spec.meta,
+                "phase": 2,
+                "history": st.history,
+                "steps": st.step,
+                "classes_phase1": splits["all"].num_classes,
+                "classes_phase2": splits["train"].num_classes,
+                "images": len(splits["all"]),
+            }
             with atomic_path(self.root / spec.out_dir / "phase1.pt") as tmp:
                 shutil.copyfile(ckpts.phase1_path, tmp)
             save_model(model, self.root / spec.out_dir / "model.pt", meta=meta)
@@ -386,7 +438,9 @@ class Trainer:
     def _phase1(self, model: FaceNet, split: Split, st: LoopState, ckpts: Checkpoints, live: Any, resume: Any) -> None:
         p = self.spec.phase1
         obj = self._ddp(Phase1Objective(model))
-        opt = torch.optim.SGD(model.parameters(), lr=p.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=p.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay
+        )
         if resume and resume.data.get("optimizer"):
             opt.load_state_dict(resume.data["optimizer"])
         ds = self.spec.inputs.dataset(split, self.root, self.cfg.seed)
@@ -398,11 +452,21 @@ class Trainer:
         def extra() -> dict[str, Any]:
             return {"criterion": None, "scheduler": None}
 
-        self._run_epochs(1, p.epochs, ds, step, opt, list(model.parameters()), st, ckpts, live, model, extra,
-                         lambda metrics: None)
+        self._run_epochs(
+            1, p.epochs, ds, step, opt, list(model.parameters()), st, ckpts, live, model, extra, lambda metrics: None
+        )
 
-    def _phase2(self, model: FaceNet, criterion: nn.Module, train: Split, val: Split, st: LoopState,
-                ckpts: Checkpoints, live: Any, resume: Any) -> None:
+    def _phase2(
+        self,
+        model: FaceNet,
+        criterion: nn.Module,
+        train: Split,
+        val: Split,
+        st: LoopState,
+        ckpts: Checkpoints,
+        live: Any,
+        resume: Any,
+    ) -> None:
         p, cfg = self.spec.phase2, self.cfg
         assert model.embedding is not None
         for prm in model.parameters():
@@ -412,8 +476,9 @@ class Trainer:
             prm.requires_grad_(True)
         obj = self._ddp(Phase2Objective(model.embedding, criterion))
         opt = torch.optim.SGD(trainable, lr=p.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=p.plateau_factor,
-                                                           patience=p.plateau_patience)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=p.plateau_factor, patience=p.plateau_patience
+        )
         if resume and resume.data.get("optimizer"):
             opt.load_state_dict(resume.data["optimizer"])
         if resume and resume.data.get("scheduler"):
@@ -461,10 +526,21 @@ class Trainer:
             emb, lab = torch.cat(gathered_e), torch.cat(gathered_l)
         return centroid_arcface_loss(emb, lab, split.num_classes, self.cfg.arcface)
 
-    def _run_epochs(self, phase: int, epochs: int, ds: Dataset, step_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]],
-                    opt: torch.optim.Optimizer, params: list[nn.Parameter], st: LoopState, ckpts: Checkpoints,
-                    live: Any, model: FaceNet, extra: Callable[[], dict[str, Any]],
-                    end_epoch: Callable[[dict[str, float]], None]) -> None:
+    def _run_epochs(
+        self,
+        phase: int,
+        epochs: int,
+        ds: Dataset,
+        step_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+        opt: torch.optim.Optimizer,
+        params: list[nn.Parameter],
+        st: LoopState,
+        ckpts: Checkpoints,
+        live: Any,
+        model: FaceNet,
+        extra: Callable[[], dict[str, Any]],
+        end_epoch: Callable[[dict[str, float]], None],
+    ) -> None:
         from tqdm import tqdm
 
         cfg, env = self.cfg, self.env
@@ -472,14 +548,26 @@ class Trainer:
         base_seed = _seed(cfg.seed, phase)
 
         def checkpoint() -> None:
-            ckpts.save(st.step, {"state": dataclasses.asdict(st), "model": model.state_dict(),
-                                 "optimizer": opt.state_dict(), **extra()})
+            ckpts.save(
+                st.step,
+                {
+                    "state": dataclasses.asdict(st),
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    **extra(),
+                },
+            )
 
         while st.epoch < epochs:
             draw = st.epoch if phase == 1 else self.spec.phase1.epochs + st.epoch  # training epoch over both phases
             loader = self._loader(ds, base_seed, st.epoch, st.batch, cfg.max_steps_per_epoch, shuffle=True, draw=draw)
-            bar = tqdm(total=len(loader) * cfg.batch_size, unit="img", disable=not (self.progress and env.is_main),
-                       desc=f"{self.spec.name} phase {phase} epoch {st.epoch + 1}/{epochs}", dynamic_ncols=True)
+            bar = tqdm(
+                total=len(loader) * cfg.batch_size,
+                unit="img",
+                disable=not (self.progress and env.is_main),
+                desc=f"{self.spec.name} phase {phase} epoch {st.epoch + 1}/{epochs}",
+                dynamic_ncols=True,
+            )
             t0, seen = time.perf_counter(), 0
             for x, y, idx in loader:
                 b = st.batch
@@ -494,7 +582,8 @@ class Trainer:
                     if not torch.isfinite(loss):
                         ids = [ds.split.image_ids[i] for i in im.tolist()[:8]] if hasattr(ds, "split") else im.tolist()
                         raise NonFiniteLossError(
-                            f"{self.spec.name}: non-finite loss ({float(loss.detach())}) in phase {phase}, epoch {st.epoch + 1}, "
+                            f"{self.spec.name}: non-finite loss ({float(loss.detach())}) in phase {phase}, "
+                            f"epoch {st.epoch + 1}, "
                             f"step {st.step + 1}, batch {b} (images {ids}). Lower the learning rate "
                             f"(train.{self.spec.name.split('/')[0]}.phase{phase}.lr) or check these inputs; "
                             f"the last good checkpoint is in {ckpts.folder}"
@@ -518,24 +607,37 @@ class Trainer:
                     self.on_step(st)
             bar.close()
             if st.meter["n"] == 0:
-                raise TrainError(f"{self.spec.name}: phase {phase} epoch has no full batch "
-                                 f"({len(ds)} images < train.batch_size={cfg.batch_size})")
-            totals = env.all_sum(torch.tensor([st.meter["loss"], st.meter["correct"], st.meter["n"]], device=self.device))
-            metrics = {"loss": float(totals[0] / totals[2]), "accuracy": float(totals[1] / totals[2]),
-                       "lr": float(opt.param_groups[0]["lr"]),
-                       "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+                raise TrainError(
+                    f"{self.spec.name}: phase {phase} epoch has no full batch "
+                    f"({len(ds)} images < train.batch_size={cfg.batch_size})"
+                )
+            totals = env.all_sum(
+                torch.tensor([st.meter["loss"], st.meter["correct"], st.meter["n"]], device=self.device)
+            )
+            metrics = {
+                "loss": float(totals[0] / totals[2]),
+                "accuracy": float(totals[1] / totals[2]),
+                "lr": float(opt.param_groups[0]["lr"]),
+                "images_per_s": seen / max(time.perf_counter() - t0, 1e-9),
+            }
             end_epoch(metrics)
             if not all(math.isfinite(v) for v in metrics.values()):
-                raise NonFiniteLossError(f"{self.spec.name}: non-finite epoch metrics {metrics} in phase {phase}, "
-                                         f"epoch {st.epoch + 1} (step {st.step})")
+                raise NonFiniteLossError(
+                    f"{self.spec.name}: non-finite epoch metrics {metrics} in phase {phase}, "
+                    f"epoch {st.epoch + 1} (step {st.step})"
+                )
             st.history.append({"phase": phase, "epoch": st.epoch + 1, "step": st.step, **metrics})
             if live is not None:
                 for k, v in metrics.items():
                     live.log_metric(f"phase{phase}/{k}", v)
                 live.next_step()
             st.logged += 1
-            print(f"[{self.spec.name}] phase {phase} epoch {st.epoch + 1}/{epochs}: "
-                  + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), file=sys.stderr, flush=True)
+            print(
+                f"[{self.spec.name}] phase {phase} epoch {st.epoch + 1}/{epochs}: "
+                + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
+                file=sys.stderr,
+                flush=True,
+            )
             st.epoch += 1
             st.batch = 0
             st.meter = LoopState().meter

@@ -38,9 +38,16 @@ STAGE_CRESNET39 = {"shards": "train_cresnet39", "online": "train_cresnet39_onlin
 def resnet50_spec(params: Params) -> RunSpec:
     cfg = params.train
     return RunSpec(
-        name="resnet50", arch="resnet50_caffe", arch_kwargs={}, phase1=cfg.resnet50.phase1, phase2=cfg.resnet50.phase2,
-        inputs=Inputs("resnet50", cfg), out_dir=paths.model_dir("resnet50"), report_dir=paths.train_report_dir("resnet50"),
-        checkpoint_dir=paths.checkpoint_dir("resnet50"), stage=STAGE_RESNET50,
+        name="resnet50",
+        arch="resnet50_caffe",
+        arch_kwargs={},
+        phase1=cfg.resnet50.phase1,
+        phase2=cfg.resnet50.phase2,
+        inputs=Inputs("resnet50", cfg),
+        out_dir=paths.model_dir("resnet50"),
+        report_dir=paths.train_report_dir("resnet50"),
+        checkpoint_dir=paths.checkpoint_dir("resnet50"),
+        stage=STAGE_RESNET50,
         meta={"model": "ResNet50_Original_Anchor", "input": "rgb224"},
     )
 
@@ -65,8 +72,12 @@ def codec_check(params: Params, codec: str):  # type: ignore[no-untyped-def]
         settings = learned.model_copy(update={"device": str(device), "verify_sample": len(names)})
         codec_obj = LearnedCodec(parse_codec_name(codec), settings)
         n = check_against_codec(encoder, codec_obj, faces, names)
-        print(f"[train] online latents of {len(names)} images ({n} values) equal the range-decoded ŷ of {codec} "
-              f"on {device}", file=sys.stderr, flush=True)
+        print(
+            f"[train] online latents of {len(names)} images ({n} values) equal the range-decoded ŷ of {codec} "
+            f"on {device}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     return check
 
@@ -83,23 +94,42 @@ def cresnet39_spec(params: Params, codec: str, root: Path = Path("."), latents: 
         raise ParamsError(f"--latents {mode!r}: expected shards or online")
     n = parse_codec_name(codec).latent_channels
     learned = params.encode.learned
-    meta = {"model": f"cResNet39_{codec}", "codec": codec, "input": f"latent{n}x14x14", "latents": mode,
-            "embedding_init": str(paths.model_dir("resnet50") / "model.pt") if c.init_embedding_from_resnet50 else "random"}
+    meta = {
+        "model": f"cResNet39_{codec}",
+        "codec": codec,
+        "input": f"latent{n}x14x14",
+        "latents": mode,
+        "embedding_init": str(paths.model_dir("resnet50") / "model.pt") if c.init_embedding_from_resnet50 else "random",
+    }
     if mode == "online":
         pad = params.align.codec_pad
-        enc = online_encoder(codec, learned.pretrained, learned.seed, learned.untrained_gain, pad=pad,
-                             batch=learned.batch_size)
-        inputs = Inputs("online", cfg, encoder=enc, check=codec_check(params, codec), check_images=learned.verify_sample)
-        meta["codec_settings"] = {"pretrained": learned.pretrained, "seed": learned.seed,
-                                  "untrained_gain": learned.untrained_gain, "codec_pad": pad,
-                                  "batch_size": learned.batch_size}
+        enc = online_encoder(
+            codec, learned.pretrained, learned.seed, learned.untrained_gain, pad=pad, batch=learned.batch_size
+        )
+        inputs = Inputs(
+            "online", cfg, encoder=enc, check=codec_check(params, codec), check_images=learned.verify_sample
+        )
+        meta["codec_settings"] = {
+            "pretrained": learned.pretrained,
+            "seed": learned.seed,
+            "untrained_gain": learned.untrained_gain,
+            "codec_pad": pad,
+            "batch_size": learned.batch_size,
+        }
     else:
         inputs = Inputs("latents", cfg, index_path=paths.vggface2_latent_index(codec))
     return RunSpec(
-        name=f"cresnet39/{codec}", arch="cresnet39", arch_kwargs={"in_channels": n},
-        phase1=c.phase1, phase2=c.phase2, inputs=inputs,
-        out_dir=paths.model_dir("cresnet39", codec), report_dir=paths.train_report_dir("cresnet39", codec),
-        checkpoint_dir=paths.checkpoint_dir("cresnet39", codec), stage=STAGE_CRESNET39[mode], item=codec,
+        name=f"cresnet39/{codec}",
+        arch="cresnet39",
+        arch_kwargs={"in_channels": n},
+        phase1=c.phase1,
+        phase2=c.phase2,
+        inputs=inputs,
+        out_dir=paths.model_dir("cresnet39", codec),
+        report_dir=paths.train_report_dir("cresnet39", codec),
+        checkpoint_dir=paths.checkpoint_dir("cresnet39", codec),
+        stage=STAGE_CRESNET39[mode],
+        item=codec,
         embedding_init=resnet50_embedding(root) if c.init_embedding_from_resnet50 else None,
         meta=meta,
     )

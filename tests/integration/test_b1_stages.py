@@ -45,7 +45,9 @@ def test_b1_stages_decode_then_crop_with_original_detections(dvc_workspace) -> N
         assert r["bpp_256"] == pytest.approx(8 * r["bytes"] / 256**2)
         assert r["bpp_orig"] == pytest.approx(8 * r["bytes"] / 250**2)
     rate = json.loads((ws / paths.full_rate_json(CODEC)).read_text())
-    assert rate["n_probes"] == len(probes) and rate["probes"]["bpp_256"] == pytest.approx(np.mean([r["bpp_256"] for r in index]))
+    assert rate["n_probes"] == len(probes) and rate["probes"]["bpp_256"] == pytest.approx(
+        np.mean([r["bpp_256"] for r in index])
+    )
 
     # align_lfw_full: same crop/rotation/resize as the original faces (detections reused), decoded pixels
     orig = {r["image_id"]: r for r in pq.read_table(ws / paths.LFW_FACES).to_pylist()}
@@ -62,7 +64,9 @@ def test_b1_stages_decode_then_crop_with_original_detections(dvc_workspace) -> N
     m = json.loads((ws / paths.EVAL_METRICS / f"{MODEL}.json").read_text())
     assert (m["pipeline"], m["codec"], m["series"]) == ("B1", CODEC, "Dlib_B1_Balle2018_mse")
     assert m["n_pairs"] == 76 and 0.0 <= m["auc"] <= 1.0
-    assert m["bpp"] == pytest.approx(rate["probes"]["bpp_256"]) and m["bpp_orig"] == pytest.approx(rate["probes"]["bpp_orig"])
+    assert m["bpp"] == pytest.approx(rate["probes"]["bpp_256"]) and m["bpp_orig"] == pytest.approx(
+        rate["probes"]["bpp_orig"]
+    )
     emb = pq.read_table(ws / paths.eval_dir(MODEL) / "embeddings.parquet").to_pylist()
     assert sorted(e["image_id"] for e in emb if e["role"] == "probe") == probes
 

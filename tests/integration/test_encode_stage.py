@@ -38,11 +38,22 @@ def _stage_inputs(ws: Path, shared: Path, n: int = 12) -> list[str]:
         rel = paths.LFW_FACES_DIR / f"{image_id}.png"
         (ws / rel).parent.mkdir(parents=True, exist_ok=True)
         (ws / rel).write_bytes(encode_png(np.ascontiguousarray(centre_crop(read_rgb(f), 224))))
-        rows.append({n: None for n in LFW_FACES.names} | dict(image_id=image_id, identity=f.parent.name, status="ok",
-                                                           path=rel.as_posix(), pad_top=0, pad_bottom=0,
-                                                           pad_left=0, pad_right=0))
-    rows.append({n: None for n in LFW_FACES.names} | dict(image_id="Broken/Broken_0001", identity="Broken",
-                                                       status="unreadable"))
+        rows.append(
+            {n: None for n in LFW_FACES.names}
+            | dict(
+                image_id=image_id,
+                identity=f.parent.name,
+                status="ok",
+                path=rel.as_posix(),
+                pad_top=0,
+                pad_bottom=0,
+                pad_left=0,
+                pad_right=0,
+            )
+        )
+    rows.append(
+        {n: None for n in LFW_FACES.names} | dict(image_id="Broken/Broken_0001", identity="Broken", status="unreadable")
+    )
     write_parquet_atomic(ws / paths.LFW_FACES, pa.Table.from_pylist(rows, schema=LFW_FACES), LFW_FACES)
     ids = [r["image_id"] for r in rows[:n]]
     pairs = [dict(pair_id=i, fold=0, left_id=ids[i], right_id=ids[i + 1], same=False) for i in range(0, n - 1, 2)]

@@ -49,7 +49,10 @@ def prefect_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     log = open(home / "server.log", "w")
     server = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -78,7 +81,9 @@ def _stop(proc: subprocess.Popen[Any], log: IO[Any]) -> None:
     log.close()
 
 
-def _prefect(env: dict[str, str], *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def _prefect(
+    env: dict[str, str], *args: str, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [str(BIN / "prefect"), "--no-prompt", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -108,7 +113,11 @@ def test_eval_lfw_deployment_on_real_prefect_server(prefect_env: dict[str, str],
     worker_log = open(Path(prefect_env["PREFECT_HOME"]) / "worker.log", "w")
     worker = subprocess.Popen(
         [str(BIN / "prefect"), "worker", "start", "--pool", "cdfv-process", "--limit", "1"],
-        cwd=REPO, env=prefect_env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO,
+        env=prefect_env,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         # 1. Upstream outputs missing and upstream=false: the run fails (non-zero) naming the stages to run.

@@ -17,7 +17,10 @@ def test_make_smoke_runs_the_whole_dag(tmp_path: Path, shared_dir: Path) -> None
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
     proc = subprocess.run(
         ["make", "-C", str(REPO), "smoke", f"SMOKE_DIR={ws}", f"VENV={BIN.parent}"],
-        capture_output=True, text=True, env=env, timeout=1200,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
@@ -25,7 +28,9 @@ def test_make_smoke_runs_the_whole_dag(tmp_path: Path, shared_dir: Path) -> None
     status = run_dvc(ws, "status").stdout
     assert "Data and pipelines are up to date" in status, status
     evals = {p.stem: json.loads(p.read_text()) for p in (ws / "reports/metrics/eval").glob("*.json")}
-    assert {"ResNet50_Original_Anchor", "Dlib_Original_Anchor", "cResNet39_Balle2018_mse_Q1", "Dlib_JPEG_Q1"} <= set(evals)
+    assert {"ResNet50_Original_Anchor", "Dlib_Original_Anchor", "cResNet39_Balle2018_mse_Q1", "Dlib_JPEG_Q1"} <= set(
+        evals
+    )
     assert {m["pipeline"] for m in evals.values()} == {"A", "B1", "B2", "C"}  # all four pipelines (thesis ch. 5-6)
     for name, m in evals.items():
         assert 0.0 <= m["auc"] <= 1.0 and 0.0 <= m["eer"] <= 1.0, name

@@ -64,7 +64,9 @@ def test_complexity_stage(dvc_workspace) -> None:
         assert r["ms_per_batch"] > 0 and r["ms_per_pair"] == pytest.approx(r["ms_per_batch"] / r["batch_pairs"])
         assert r["device"].startswith("CPU") and r["params"] > 20e6
         # end-to-end per pair (files / bitstreams -> embeddings) beside network only
-        assert r["e2e_ms_per_batch"] > 0 and r["e2e_ms_per_pair"] == pytest.approx(r["e2e_ms_per_batch"] / r["batch_pairs"])
+        assert r["e2e_ms_per_batch"] > 0 and r["e2e_ms_per_pair"] == pytest.approx(
+            r["e2e_ms_per_batch"] / r["batch_pairs"]
+        )
         assert r["e2e_path"]
     assert round(rows["ResNet50_Original_Anchor"]["kmac_per_px_paper_convention"]) == 78
     assert round(rows["cResNet39_Balle2018_mse_Q1"]["kmac_per_px_paper_convention"]) == 47

@@ -64,8 +64,10 @@ def test_eye_angle_sign_and_value() -> None:
     assert eye_angle((0, 10), (10, 0)) == pytest.approx(-45.0)
 
 
-@pytest.mark.parametrize(("right", "left", "expected"), [((10, 0), (0, 0), 0.0), ((10, 10), (0, 0), 45.0),
-                                                         ((10, 0), (0, 10), -45.0), ((0, 10), (0, 0), 90.0)])
+@pytest.mark.parametrize(
+    ("right", "left", "expected"),
+    [((10, 0), (0, 0), 0.0), ((10, 10), (0, 0), 45.0), ((10, 0), (0, 10), -45.0), ((0, 10), (0, 0), 90.0)],
+)
 def test_swapped_eyes_give_the_same_eye_line(right, left, expected) -> None:
     """A detector that swaps the eyes describes the same line: level it, never turn the face over."""
     assert eye_angle(right, left) == pytest.approx(expected)
@@ -168,7 +170,10 @@ def test_vggface2_view_shapes_and_determinism() -> None:
     g = vggface2_view(img, np.random.default_rng(0), grey_p=1.0)
     assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
     # crops cover every offset
-    offs = {random_crop(np.arange(256 * 256 * 3).reshape(256, 256, 3), 224, np.random.default_rng(s))[0, 0, 0] for s in range(200)}
+    offs = {
+        random_crop(np.arange(256 * 256 * 3).reshape(256, 256, 3), 224, np.random.default_rng(s))[0, 0, 0]
+        for s in range(200)
+    }
     assert len(offs) > 50
     with pytest.raises(ValueError):
         centre_crop(img, 224)

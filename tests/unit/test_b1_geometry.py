@@ -52,8 +52,16 @@ def _detection(image_id: str, box: tuple[int, int, int, int], eyes: tuple[float,
     det = {c: None for c in LANDMARK_COLUMNS}
     lm = [*eyes, 125.0, 140.0, 140.0, 165.0, 110.0, 165.0]  # nose, mouth right, mouth left
     det.update(dict(zip(LANDMARK_COLUMNS, lm)))
-    det.update(image_id=image_id, identity=image_id.split("/")[0], status="ok", fallback=None,
-               x1=box[0], y1=box[1], x2=box[2], y2=box[3])
+    det.update(
+        image_id=image_id,
+        identity=image_id.split("/")[0],
+        status="ok",
+        fallback=None,
+        x1=box[0],
+        y1=box[1],
+        x2=box[2],
+        y2=box[3],
+    )
     return det
 
 
@@ -73,8 +81,14 @@ def test_b1_faces_reuse_the_original_detection(tmp_path: Path, shared_dir: Path)
     det = _detection(image_id, (70, 60, 185, 200), (100.0, 110.0, 150.0, 104.0))  # tilted eye line
     ap = AlignParams()
     a = align_records([det], {image_id: "orig/img.png"}, ap, tmp_path / "A", tmp_path)[0]
-    b = align_records([det], {image_id: "dec/img.png"}, ap, tmp_path / "B1", tmp_path,
-                      faces_dir=paths.full_faces_dir("Balle2018_mse_Q1") / "faces")[0]
+    b = align_records(
+        [det],
+        {image_id: "dec/img.png"},
+        ap,
+        tmp_path / "B1",
+        tmp_path,
+        faces_dir=paths.full_faces_dir("Balle2018_mse_Q1") / "faces",
+    )[0]
     assert b["path"] == f"data/processed/lfw_full_faces/Balle2018_mse_Q1/faces/{image_id}.png"
     assert a["path"] == f"{paths.LFW_FACES_DIR.as_posix()}/{image_id}.png"
     geometry = ["pad_top", "pad_bottom", "pad_left", "pad_right", "angle", *LANDMARK_COLUMNS]
@@ -93,7 +107,12 @@ def test_b1_faces_reuse_the_original_detection(tmp_path: Path, shared_dir: Path)
 
 def test_b1_solution_names_and_stages() -> None:
     s = parse_solution("ResNet50_B1_Balle2018_mse_Q1")
-    assert (s.recogniser, s.pipeline, s.codec, s.series) == ("ResNet50", "B1", "Balle2018_mse_Q1", "ResNet50_B1_Balle2018_mse")
+    assert (s.recogniser, s.pipeline, s.codec, s.series) == (
+        "ResNet50",
+        "B1",
+        "Balle2018_mse_Q1",
+        "ResNet50_B1_Balle2018_mse",
+    )
     assert stage_name("ResNet50_B1_Balle2018_mse_Q1") == "eval_lfw_resnet50_b1@Balle2018_mse_Q1"
     assert stage_name("Dlib_B1_Cheng2020_msssim_Q6") == "eval_lfw_dlib_b1@Cheng2020_msssim_Q6"
     assert parse_solution("ResNet50_Balle2018_mse_Q1").pipeline == "B2"  # unchanged

@@ -20,7 +20,11 @@ def _run_fixture_test(tmp_path: Path, require: bool) -> subprocess.CompletedProc
         env["CDFV_REQUIRE_FIXTURES"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "official", str(test)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -48,8 +48,19 @@ def test_names_parse_to_the_papers_points() -> None:
     assert [parse_codec_name(f"Cheng2020_mse_Q{q}").latent_channels for q in (1, 3, 4, 6)] == [128, 128, 192, 192]
 
 
-@pytest.mark.parametrize("bad", ["JPEG_Q0", "JPEG_Q101", "HEVC_QP52", "Balle2018_mse_Q9", "Cheng2020_mse_Q7",
-                                 "JPEG2000_psnr_Q1", "jpeg_q5", "WebP_Q5"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "JPEG_Q0",
+        "JPEG_Q101",
+        "HEVC_QP52",
+        "Balle2018_mse_Q9",
+        "Cheng2020_mse_Q7",
+        "JPEG2000_psnr_Q1",
+        "jpeg_q5",
+        "WebP_Q5",
+    ],
+)
 def test_unknown_names_fail(bad: str) -> None:
     with pytest.raises(CodecNameError):
         parse_codec_name(bad)
@@ -160,8 +171,23 @@ def _ffprobe_pix_fmt(tmp: Path, blob: bytes) -> str:
 
     f = tmp / "au.hevc"
     f.write_bytes(blob)
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=pix_fmt",
-                          "-of", "default=nw=1:nk=1", str(f)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=pix_fmt",
+            "-of",
+            "default=nw=1:nk=1",
+            str(f),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip().replace("yuvj", "yuv")  # full-range flag (BT.601 full range) -> "j"
 
 
@@ -196,7 +222,9 @@ def test_hevc_ffmpeg_failure_names_the_codec(faces: list[np.ndarray]) -> None:
 
 # -- learned -----------------------------------------------------------------------------------
 def _untrained(name: str, gain: float = 40.0):
-    return get_codec(name, EncodeParams(learned=LearnedSettings(pretrained=False, untrained_gain=gain, verify_sample=2)))
+    return get_codec(
+        name, EncodeParams(learned=LearnedSettings(pretrained=False, untrained_gain=gain, verify_sample=2))
+    )
 
 
 def test_learned_round_trip_and_latent_equality(faces: list[np.ndarray]) -> None:

@@ -38,27 +38,52 @@ def lfw(tmp_path: Path) -> Path:
     for i in ids:
         (tmp_path / paths.LFW_PNG / f"{i}.png").parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / paths.LFW_PNG / f"{i}.png").write_bytes(encode_png(rng.integers(0, 256, (224, 224, 3), np.uint8)))
-    write(tmp_path / paths.LFW_IMAGES, [{"image_id": i, "identity": i[0], "path": str(paths.LFW_PNG / f"{i}.png")}
-                                        for i in ids], schemas.LFW_IMAGES)
-    write(tmp_path / paths.LFW_DETECTIONS,
-          [{"image_id": i, "status": "no_face" if i != "c/c_0001" else "unreadable", "x1": 0, "y1": 0, "x2": 224, "y2": 224}
-           for i in ids], schemas.LFW_DETECTIONS)
-    write(tmp_path / paths.LFW_PAIRS, [{"pair_id": 0, "fold": 0, "left_id": "a/a_0001", "right_id": "c/c_0001", "same": False},
-                                       {"pair_id": 1, "fold": 0, "left_id": "a/a_0001", "right_id": "b/b_0001", "same": False}],
-          schemas.LFW_PAIRS)
+    write(
+        tmp_path / paths.LFW_IMAGES,
+        [{"image_id": i, "identity": i[0], "path": str(paths.LFW_PNG / f"{i}.png")} for i in ids],
+        schemas.LFW_IMAGES,
+    )
+    write(
+        tmp_path / paths.LFW_DETECTIONS,
+        [
+            {
+                "image_id": i,
+                "status": "no_face" if i != "c/c_0001" else "unreadable",
+                "x1": 0,
+                "y1": 0,
+                "x2": 224,
+                "y2": 224,
+            }
+            for i in ids
+        ],
+        schemas.LFW_DETECTIONS,
+    )
+    write(
+        tmp_path / paths.LFW_PAIRS,
+        [
+            {"pair_id": 0, "fold": 0, "left_id": "a/a_0001", "right_id": "c/c_0001", "same": False},
+            {"pair_id": 1, "fold": 0, "left_id": "a/a_0001", "right_id": "b/b_0001", "same": False},
+        ],
+        schemas.LFW_PAIRS,
+    )
     return tmp_path
 
 
 def test_pairs_skip_unreadable_and_repeat(lfw: Path) -> None:
     data = load_lfw_pairs(lfw, 3)
     assert len(data) == 3  # the one usable pair (a, b), repeated to fill the batch
-    assert [p.name for p in data.paths[0]] == ["a_0001.png"] * 3 and [p.name for p in data.paths[1]] == ["b_0001.png"] * 3
+    assert [p.name for p in data.paths[0]] == ["a_0001.png"] * 3 and [p.name for p in data.paths[1]] == [
+        "b_0001.png"
+    ] * 3
     assert data.boxes[0][0] == (0, 0, 224, 224) and data.landmarks[0][0] is None
 
 
 def test_no_usable_pair_names_the_stage(lfw: Path) -> None:
-    write(lfw / paths.LFW_PAIRS, [{"pair_id": 0, "fold": 0, "left_id": "a/a_0001", "right_id": "c/c_0001", "same": False}],
-          schemas.LFW_PAIRS)
+    write(
+        lfw / paths.LFW_PAIRS,
+        [{"pair_id": 0, "fold": 0, "left_id": "a/a_0001", "right_id": "c/c_0001", "same": False}],
+        schemas.LFW_PAIRS,
+    )
     with pytest.raises(ComplexityError, match="dvc repro detect_lfw"):
         load_lfw_pairs(lfw, 2)
 
@@ -94,6 +119,12 @@ def test_e2e_paths_embed_what_they_should(lfw: Path) -> None:
     resnet = specs["decoded"].net.resnet
     assert dec.shape == (2, 2, 2048)
     assert torch.allclose(dec[1], resnet.embed(resnet50_input(faces[1])), rtol=1e-4, atol=1e-3)  # reference: A's path
-    probe = np.stack([im[16:240, 16:240] for im in codec.decode_batch(codec.encode_batch(
-        [np.pad(f, ((16, 16), (16, 16), (0, 0))) for f in faces[0]]))])
+    probe = np.stack(
+        [
+            im[16:240, 16:240]
+            for im in codec.decode_batch(
+                codec.encode_batch([np.pad(f, ((16, 16), (16, 16), (0, 0))) for f in faces[0]])
+            )
+        ]
+    )
     assert torch.allclose(dec[0], resnet.embed(resnet50_input(probe)), rtol=1e-4, atol=1e-3)  # decoded, border cut

@@ -53,7 +53,10 @@ def test_require_missing_section() -> None:
 
 def test_merge_and_overrides() -> None:
     assert deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
-    assert parse_overrides(["detect.backend=dlib", "lfw.workers=2"]) == {"detect": {"backend": "dlib"}, "lfw": {"workers": 2}}
+    assert parse_overrides(["detect.backend=dlib", "lfw.workers=2"]) == {
+        "detect": {"backend": "dlib"},
+        "lfw": {"workers": 2},
+    }
     with pytest.raises(ParamsError):
         parse_overrides(["nokey"])
 

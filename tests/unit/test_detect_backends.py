@@ -68,7 +68,9 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 @pytest.mark.parametrize("scene", ["couple.jpg", "selfie-many-people.jpg"])
-def test_dlib_scenes_heuristic_picks_the_face_under_the_centre(dlib_detector: Detector, shared_dir: Path, scene: str) -> None:
+def test_dlib_scenes_heuristic_picks_the_face_under_the_centre(
+    dlib_detector: Detector, shared_dir: Path, scene: str
+) -> None:
     img = read_rgb(shared_dir / "fixtures" / "scenes" / scene)
     h, w = img.shape[:2]
     faces = dlib_detector.detect(img, DLIB_SCHEDULE[1])
@@ -125,7 +127,8 @@ def test_stage_detects_once_per_image_at_lowest_threshold_and_survives_bad_input
     Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
     (tmp_path / "corrupt.png").write_bytes(encode_png(rgb)[:200])
     recs = [
-        {"image_id": f"X/{n}", "identity": "X", "path": n} for n in ["ok.png", "grey16.png", "cmyk.jpg", "corrupt.png", "missing.png"]
+        {"image_id": f"X/{n}", "identity": "X", "path": n}
+        for n in ["ok.png", "grey16.png", "cmyk.jpg", "corrupt.png", "missing.png"]
     ]
     spy = _Spy()
     params = parse_params({}).detect
@@ -225,7 +228,9 @@ def test_retinaface_filtering_one_pass_equals_rerunning_at_each_threshold(lfw_mi
     outs = [torch.from_numpy(o) for o in det._forward(tensor)]
     scores = sorted(f.score for f in once)
     for t in [0.7, scores[len(scores) // 4], scores[len(scores) // 2], scores[-2]]:
-        rerun = faces_from_response(det._rf.detect_faces(bgr, threshold=t, model=_Replay(outs, tensor.shape), allow_upscaling=False))
+        rerun = faces_from_response(
+            det._rf.detect_faces(bgr, threshold=t, model=_Replay(outs, tensor.shape), allow_upscaling=False)
+        )
         filtered = [f for f in once if f.score >= t]
         assert [f.box for f in rerun] == [f.box for f in filtered], t
         assert [f.score for f in rerun] == pytest.approx([f.score for f in filtered]), t

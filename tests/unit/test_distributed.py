@@ -12,13 +12,16 @@ from cdfv.train.distributed import DistEnv, maybe_sync_batchnorm, wants_sync_bat
 CUDA, CPU = torch.device("cuda", 0), torch.device("cpu")
 
 
-@pytest.mark.parametrize(("world", "device", "expected"), [
-    (2, CUDA, True),     # DDP on GPUs (nccl): BN statistics over the global batch
-    (8, CUDA, True),
-    (1, CUDA, False),    # one GPU: plain BN already sees the whole batch
-    (2, CPU, False),     # DDP on CPU (gloo): torch has no SyncBatchNorm there
-    (1, CPU, False),
-])
+@pytest.mark.parametrize(
+    ("world", "device", "expected"),
+    [
+        (2, CUDA, True),  # DDP on GPUs (nccl): BN statistics over the global batch
+        (8, CUDA, True),
+        (1, CUDA, False),  # one GPU: plain BN already sees the whole batch
+        (2, CPU, False),  # DDP on CPU (gloo): torch has no SyncBatchNorm there
+        (1, CPU, False),
+    ],
+)
 def test_sync_batchnorm_decision(world: int, device: torch.device, expected: bool) -> None:
     env = DistEnv(rank=0, world=world, local_rank=0)
     assert wants_sync_batchnorm(env, device) is expected

@@ -54,7 +54,12 @@ def test_ingest_small_archive(tmp_path: Path) -> None:
 
 
 def test_corrupt_image_fails_or_skips(tmp_path: Path) -> None:
-    members = {"A/A_0001.jpg": _jpeg(1), "A/A_0002.jpg": _jpeg(2)[:400], "B/B_0001.jpg": _jpeg(3), "B/B_0002.jpg": b"not a jpeg"}
+    members = {
+        "A/A_0001.jpg": _jpeg(1),
+        "A/A_0002.jpg": _jpeg(2)[:400],
+        "B/B_0001.jpg": _jpeg(3),
+        "B/B_0002.jpg": b"not a jpeg",
+    }
     cfg = _make_lfw(tmp_path, members, "1\t1\nA\t1\t1\nA\t1\tB\t1\n")
     with pytest.raises(CorruptImagesError, match="B/B_0002"):
         ingest_lfw(cfg, tmp_path / "cache", tmp_path)
@@ -119,7 +124,9 @@ def test_interrupt_mid_stage_then_rerun(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(convert, "convert_one", flaky)
     with pytest.raises(KeyboardInterrupt):
         ingest_lfw(cfg, tmp_path / "cache", tmp_path)
-    leftovers = [p.name for p in (tmp_path / paths.LFW_INTERIM).iterdir()] if (tmp_path / paths.LFW_INTERIM).exists() else []
+    leftovers = (
+        [p.name for p in (tmp_path / paths.LFW_INTERIM).iterdir()] if (tmp_path / paths.LFW_INTERIM).exists() else []
+    )
     assert leftovers == []
     monkeypatch.setattr(convert, "convert_one", real)
     images, _ = ingest_lfw(cfg, tmp_path / "cache", tmp_path)

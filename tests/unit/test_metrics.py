@@ -51,8 +51,12 @@ def _eer_reference(fpr: np.ndarray, tpr: np.ndarray) -> float:
         if g0 < 0 <= g1:
             if g1 == 0:
                 return float(f1)
-            u = brentq(lambda a, f0=f0, f1=f1, t0=t0, t1=t1: (f0 + a * (f1 - f0)) + (t0 + a * (t1 - t0)) - 1.0,
-                       0.0, 1.0, xtol=1e-14)
+            u = brentq(
+                lambda a, f0=f0, f1=f1, t0=t0, t1=t1: (f0 + a * (f1 - f0)) + (t0 + a * (t1 - t0)) - 1.0,
+                0.0,
+                1.0,
+                xtol=1e-14,
+            )
             return float(f0 + u * (f1 - f0))
     raise AssertionError("no crossing")
 

@@ -42,8 +42,11 @@ def test_resnet50_shapes_and_caffe_layout() -> None:
     x = torch.randn(2, 3, 224, 224)
     maps = m.feature_maps(x)
     assert {k: tuple(v.shape[1:]) for k, v in maps.items()} == {
-        "root": (64, 56, 56), "layer1": (256, 56, 56), "layer2": (512, 28, 28),
-        "layer3": (1024, 14, 14), "layer4": (2048, 7, 7),
+        "root": (64, 56, 56),
+        "layer1": (256, 56, 56),
+        "layer2": (512, 28, 28),
+        "layer3": (1024, 14, 14),
+        "layer4": (2048, 7, 7),
     }
     assert m(x).shape == (2, 10)  # phase-1 logits
     assert m.features(x).shape == (2, 2048)

@@ -13,7 +13,9 @@ def test_official_view2_pairs(shared_dir: Path) -> None:
     # per fold: 300 matched then 300 mismatched
     fold3 = [p for p in pairs if p.fold == 3]
     assert [p.same for p in fold3] == [True] * 300 + [False] * 300
-    assert pairs[0].left_id == "Abel_Pacheco/Abel_Pacheco_0001" and pairs[0].right_id == "Abel_Pacheco/Abel_Pacheco_0004"
+    assert (
+        pairs[0].left_id == "Abel_Pacheco/Abel_Pacheco_0001" and pairs[0].right_id == "Abel_Pacheco/Abel_Pacheco_0004"
+    )
 
 
 def test_fixture_pairs(shared_dir: Path) -> None:

@@ -45,8 +45,9 @@ def objective() -> tuple[Phase2Objective, torch.Tensor, torch.Tensor]:
     return Phase2Objective(head, crit), feats, labels
 
 
-def step(obj: Phase2Objective, feats: torch.Tensor, y: torch.Tensor,
-         autocast: bool = False) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+def step(
+    obj: Phase2Objective, feats: torch.Tensor, y: torch.Tensor, autocast: bool = False
+) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
     """One phase-2 step as the trainer runs it: forward in the autocast region, backward after it."""
     obj.zero_grad(set_to_none=True)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):

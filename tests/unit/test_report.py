@@ -17,9 +17,18 @@ RATES = {1: 0.10, 3: 0.17, 6: 0.38, 8: 0.65}
 
 def _result(model: str, series: str, bpp: float | None, tar3: float, pipeline: str = "B2", fb: int = 0) -> dict:
     return {
-        "model": model, "series": series, "pipeline": pipeline, "bpp": bpp, "tar_far_1e-3": tar3,
-        "tar_far_1e-2": min(1.0, tar3 + 0.05), "eer": 0.05, "auc": 0.99, "accuracy": 0.95, "accuracy_std": 0.01,
-        "n_pairs": 6000, "n_fallback_pairs": fb,
+        "model": model,
+        "series": series,
+        "pipeline": pipeline,
+        "bpp": bpp,
+        "tar_far_1e-3": tar3,
+        "tar_far_1e-2": min(1.0, tar3 + 0.05),
+        "eer": 0.05,
+        "auc": 0.99,
+        "accuracy": 0.95,
+        "accuracy_std": 0.01,
+        "n_pairs": 6000,
+        "n_fallback_pairs": fb,
     }
 
 
@@ -29,16 +38,29 @@ def results() -> list[dict]:
     for q, r in RATES.items():
         out.append(_result(f"ResNet50_Balle2018_mse_Q{q}", "ResNet50_Balle2018_mse", r, 0.80 + 0.1 * np.log10(r * 10)))
         # cResNet39: same curve at half the rate => BD-rate -50 %
-        out.append(_result(f"cResNet39_Balle2018_mse_Q{q}", "cResNet39_Balle2018_mse", r / 2, 0.80 + 0.1 * np.log10(r * 10), "C"))
+        out.append(
+            _result(
+                f"cResNet39_Balle2018_mse_Q{q}", "cResNet39_Balle2018_mse", r / 2, 0.80 + 0.1 * np.log10(r * 10), "C"
+            )
+        )
         out.append(_result(f"Dlib_JPEG_Q{q}", "Dlib_JPEG", r * 1.5, 0.5, "B2"))
     return out
 
 
 def _cx(gmac: float, conv: float, ms: float, e2e: float | None, repeats: int = 50) -> dict:
-    return {"gmac": gmac, "gmac_paper_convention": conv, "kmac_per_px": gmac * 1e6 / 224**2,
-            "kmac_per_px_paper_convention": conv * 1e6 / 224**2, "ms_per_batch": ms * 64, "ms_per_pair": ms,
-            "e2e_ms_per_batch": None if e2e is None else e2e * 64, "e2e_ms_per_pair": e2e,
-            "batch_pairs": 64, "repeats": repeats, "device": "CPU test"}
+    return {
+        "gmac": gmac,
+        "gmac_paper_convention": conv,
+        "kmac_per_px": gmac * 1e6 / 224**2,
+        "kmac_per_px_paper_convention": conv * 1e6 / 224**2,
+        "ms_per_batch": ms * 64,
+        "ms_per_pair": ms,
+        "e2e_ms_per_batch": None if e2e is None else e2e * 64,
+        "e2e_ms_per_pair": e2e,
+        "batch_pairs": 64,
+        "repeats": repeats,
+        "device": "CPU test",
+    }
 
 
 def _cells(md: str, model: str) -> list[str]:
@@ -73,20 +95,32 @@ def test_table7_has_paper_values_and_differences(results: list[dict]) -> None:
 def test_table7_columns_say_their_convention(results: list[dict]) -> None:
     md = R.table7_markdown(results, {})
     head = next(line for line in md.splitlines() if line.startswith("| Model |"))
-    for label in ("GMAC true", "GMAC paper conv.", "kMAC/px true", "kMAC/px paper conv.", "kMAC/px paper (paper conv.)",
-                  "ms/pair net", "ms/pair e2e", "ms/pair paper (e2e)"):
+    for label in (
+        "GMAC true",
+        "GMAC paper conv.",
+        "kMAC/px true",
+        "kMAC/px paper conv.",
+        "kMAC/px paper (paper conv.)",
+        "ms/pair net",
+        "ms/pair e2e",
+        "ms/pair paper (e2e)",
+    ):
         assert f"| {label} |" in head
     assert "GMAC / 224²" in md and "end-to-end per pair" in md
 
 
 def test_table7_sentences_follow_complexity_json(results: list[dict]) -> None:
     """No hard-coded figure: the sentences change with complexity.json (known ratios)."""
+
     def table(dec_true: float, dec_conv: float, c39: float, e2e_anchor: float) -> str:
-        return R.table7_markdown(results, {
-            "ResNet50_Original_Anchor": _cx(3.9, 3.9, 10.0, e2e_anchor, repeats=7),
-            "ResNet50_Balle2018_mse_Q1": _cx(dec_true, dec_conv, 12.0, 16.0, repeats=7),
-            "cResNet39_Balle2018_mse_Q1": _cx(c39, c39, 2.0, 5.0, repeats=7),
-        })
+        return R.table7_markdown(
+            results,
+            {
+                "ResNet50_Original_Anchor": _cx(3.9, 3.9, 10.0, e2e_anchor, repeats=7),
+                "ResNet50_Balle2018_mse_Q1": _cx(dec_true, dec_conv, 12.0, 16.0, repeats=7),
+                "cResNet39_Balle2018_mse_Q1": _cx(c39, c39, 2.0, 5.0, repeats=7),
+            },
+        )
 
     a, b = table(6.0, 13.5, 2.0, 15.0), table(8.0, 12.0, 4.0, 25.0)
     assert a != b

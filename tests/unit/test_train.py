@@ -45,10 +45,17 @@ def vgg_root(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     from cdfv.shards import LatentShardWriter
 
     root = tmp_path_factory.mktemp("vgg")
-    cfg = parse_params({"vggface2": {
-        "root": str(shared_dir / "fixtures" / "vggface2-mini"), "val_identities": 2, "max_identities": 4,
-        "max_images_per_identity": 2, "workers": 0,
-    }}).require("vggface2")
+    cfg = parse_params(
+        {
+            "vggface2": {
+                "root": str(shared_dir / "fixtures" / "vggface2-mini"),
+                "val_identities": 2,
+                "max_identities": 4,
+                "max_images_per_identity": 2,
+                "workers": 0,
+            }
+        }
+    ).require("vggface2")
     table = ingest_vggface2(cfg, root).to_pylist()
     enc = online_encoder(CODEC, pretrained=False, untrained_gain=30.0)
     faces = torch.stack([torch.from_numpy(read_rgb(root / r["path"])).permute(2, 0, 1) for r in table])
@@ -56,26 +63,48 @@ def vgg_root(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         for v in range(VARIANTS):
             z = enc(augment(faces, 256, 224, 0.2, torch.Generator().manual_seed(v), train=v > 0))
             for r, zi in zip(table, z.to(torch.int32).numpy()):
-                w.add(f"{r['image_id']}#{v}", zi, image_id=r["image_id"], identity=r["identity"],
-                      label=r["label"], split=r["split"], variant=v)
+                w.add(
+                    f"{r['image_id']}#{v}",
+                    zi,
+                    image_id=r["image_id"],
+                    identity=r["identity"],
+                    label=r["label"],
+                    split=r["split"],
+                    variant=v,
+                )
     return root
 
 
 def params_for(root: Path, **train: Any) -> Params:
     base: dict[str, Any] = {
-        "device": "cpu", "batch_size": 2, "workers": 0, "checkpoint_every": 3, "keep_checkpoints": 5,
-        "max_steps_per_epoch": 2, "val_max_batches": 2,
-        "cresnet39": {"codecs": [CODEC], "init_embedding_from_resnet50": False,
-                      "phase1": {"epochs": 2, "lr": 0.01}, "phase2": {"epochs": 1, "lr": 0.005}},
+        "device": "cpu",
+        "batch_size": 2,
+        "workers": 0,
+        "checkpoint_every": 3,
+        "keep_checkpoints": 5,
+        "max_steps_per_epoch": 2,
+        "val_max_batches": 2,
+        "cresnet39": {
+            "codecs": [CODEC],
+            "init_embedding_from_resnet50": False,
+            "phase1": {"epochs": 2, "lr": 0.01},
+            "phase2": {"epochs": 1, "lr": 0.005},
+        },
     }
     for k, v in train.items():
         if isinstance(v, dict) and isinstance(base.get(k), dict):
             base[k] = {**base[k], **v}
         else:
             base[k] = v
-    return parse_params({"train": base, "encode": {"learned": {"pretrained": False, "untrained_gain": 30.0,
-                                                               "verify_sample": 2},
-                                                   "vggface2": {"variants": VARIANTS}}})
+    return parse_params(
+        {
+            "train": base,
+            "encode": {
+                "learned": {"pretrained": False, "untrained_gain": 30.0, "verify_sample": 2},
+                "vggface2": {"variants": VARIANTS},
+            },
+        }
+    )
 
 
 def run(root: Path, params: Params, on_step=None, width: int = WIDTH):
@@ -166,16 +195,27 @@ def centre_only_workspace(vgg_root: Path, tmp_path: Path) -> Path:
     with LatentShardWriter(tmp_path / paths.VGGFACE2_LATENTS / CODEC, CODEC, 1) as w:
         for r in rows:
             z = reader.get(f"{r['image_id']}#0")
-            w.add(r["key"], np.array(z), image_id=r["image_id"], identity=r["identity"], label=r["label"],
-                  split=r["split"], variant=r["variant"])
+            w.add(
+                r["key"],
+                np.array(z),
+                image_id=r["image_id"],
+                identity=r["identity"],
+                label=r["label"],
+                split=r["split"],
+                variant=r["variant"],
+            )
     return tmp_path
 
 
 def test_phase1_loss_falls(vgg_root: Path, tmp_path: Path) -> None:
     """Cross-entropy over all identities falls when every step sees the same 8 latents."""
     root = centre_only_workspace(vgg_root, tmp_path)
-    params = params_for(root, batch_size=8, max_steps_per_epoch=None,
-                        cresnet39={"phase1": {"epochs": 6, "lr": 0.005}, "phase2": {"epochs": 0, "lr": 0.005}})
+    params = params_for(
+        root,
+        batch_size=8,
+        max_steps_per_epoch=None,
+        cresnet39={"phase1": {"epochs": 6, "lr": 0.005}, "phase2": {"epochs": 0, "lr": 0.005}},
+    )
     run(root, params)
     hist = read_record(root / "models/cresnet39" / CODEC / "model.pt")["meta"]["history"]
     p1 = [h["loss"] for h in hist]
@@ -215,8 +255,9 @@ def test_latent_dataset_draws_variants_without_replacement(tmp_path: Path) -> No
     with LatentShardWriter(tmp_path, CODEC, 1) as w:
         for v in range(k):
             for i in range(3):
-                w.add(f"a/{i}#{v}", np.full((2, 14, 14), 10 * i + v, np.int16), image_id=f"a/{i}", identity="a",
-                      variant=v)
+                w.add(
+                    f"a/{i}#{v}", np.full((2, 14, 14), 10 * i + v, np.int16), image_id=f"a/{i}", identity="a", variant=v
+                )
     split = Split(["a/0", "a/1", "a/2"], ["", "", ""], np.array([0, 1, 1]), 2, ["a", "b"])
     ds = LatentShardDataset(split, tmp_path / "index.parquet", seed=1)
     orders = []
@@ -296,7 +337,9 @@ def test_resnet50_validation_uses_centre_crops(monkeypatch) -> None:
     from cdfv.train.loop import Inputs
 
     x = torch.randint(0, 256, (4, 3, 112, 112), dtype=torch.uint8)
-    got = Inputs("resnet50", TrainParams(augment={"grayscale_p": 1.0}))(x, torch.Generator().manual_seed(0), train=False)
+    got = Inputs("resnet50", TrainParams(augment={"grayscale_p": 1.0}))(
+        x, torch.Generator().manual_seed(0), train=False
+    )
     up = torch.nn.functional.interpolate(x.float(), size=(256, 256), mode="bilinear", align_corners=False)
     assert torch.equal(got, resnet50_input(up[..., 16:240, 16:240]))
 
@@ -305,8 +348,16 @@ def test_online_latents_train_end_to_end(vgg_root: Path, tmp_path: Path) -> None
     """``train.cresnet39.online_codecs``: faces -> augment -> frozen g_a -> round -> crop, on the device (and the
     per-run check against the range-decoded ŷ)."""
     root = workspace(vgg_root, tmp_path)
-    params = params_for(root, max_steps_per_epoch=1, cresnet39={"codecs": [], "online_codecs": [CODEC],
-                        "phase1": {"epochs": 1, "lr": 0.01}, "phase2": {"epochs": 1, "lr": 0.005}})
+    params = params_for(
+        root,
+        max_steps_per_epoch=1,
+        cresnet39={
+            "codecs": [],
+            "online_codecs": [CODEC],
+            "phase1": {"epochs": 1, "lr": 0.01},
+            "phase2": {"epochs": 1, "lr": 0.005},
+        },
+    )
     run(root, params)
     meta = read_record(root / "models/cresnet39" / CODEC / "model.pt")["meta"]
     assert meta["latents"] == "online" and [h["phase"] for h in meta["history"]] == [1, 2]
@@ -316,6 +367,7 @@ def kill_at(step: int):
     def hook(st: LoopState) -> None:
         if st.step == step:
             raise Killed
+
     return hook
 
 
@@ -399,7 +451,9 @@ def test_out_of_memory_suggests_batch_size_and_grad_accum(vgg_root: Path, tmp_pa
 
 def test_missing_shards_name_the_stage(vgg_root: Path, tmp_path: Path) -> None:
     root = workspace(vgg_root, tmp_path)
-    params = parse_params({"train": {"cresnet39": {"codecs": ["Balle2018_mse_Q3"], "init_embedding_from_resnet50": False}}})
+    params = parse_params(
+        {"train": {"cresnet39": {"codecs": ["Balle2018_mse_Q3"], "init_embedding_from_resnet50": False}}}
+    )
     spec = cresnet39_spec(params, "Balle2018_mse_Q3", root)
     with pytest.raises(FileNotFoundError, match=r"latents_vggface2@<codec>.*train.cresnet39.online_codecs"):
         Trainer(spec, params.train, root, progress=False).fit()

@@ -40,7 +40,10 @@ def test_too_few_variants_for_the_epochs_is_refused_up_front() -> None:
 
 def test_shards_and_online_lists() -> None:
     p = parse_params(c39(codecs=["Balle2018_mse_Q1"], online_codecs=["Balle2018_mse_Q6"]))
-    assert p.train.cresnet39.mode("Balle2018_mse_Q1") == "shards" and p.train.cresnet39.mode("Balle2018_mse_Q6") == "online"
+    assert (
+        p.train.cresnet39.mode("Balle2018_mse_Q1") == "shards"
+        and p.train.cresnet39.mode("Balle2018_mse_Q6") == "online"
+    )
     with pytest.raises(ParamsError, match="neither train.cresnet39.codecs"):
         p.train.cresnet39.mode("Balle2018_mse_Q3")
     with pytest.raises(ParamsError, match=r"in both codecs and online_codecs"):
@@ -66,8 +69,9 @@ def test_each_cresnet39_stage_group_declares_what_it_reads() -> None:
     assert "train.augment" in online["params"] and "encode.learned.pretrained" in online["params"]
     for s in (shards, online):
         # the lists only choose the stage group: editing them must not rerun the other codecs' training
-        assert not any(p in ("train.cresnet39", "train.cresnet39.codecs", "train.cresnet39.online_codecs")
-                       for p in s["params"])
+        assert not any(
+            p in ("train.cresnet39", "train.cresnet39.codecs", "train.cresnet39.online_codecs") for p in s["params"]
+        )
     assert shards["cmd"].endswith("--latents shards") and online["cmd"].endswith("--latents online")
 
 
@@ -82,5 +86,6 @@ def test_checkpoints_are_no_stage_output() -> None:
 
 def test_fingerprint_reads_the_stage_deps_from_dvc_yaml() -> None:
     assert stage_deps("train_cresnet39", "Balle2018_mse_Q3", REPO) == [
-        d.replace("${item}", "Balle2018_mse_Q3") for d in dvc_stage("train_cresnet39")["deps"]]
+        d.replace("${item}", "Balle2018_mse_Q3") for d in dvc_stage("train_cresnet39")["deps"]
+    ]
     assert "data/interim/vggface2/png" in stage_deps("train_resnet50", None, REPO)
