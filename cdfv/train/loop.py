@@ -145,7 +145,7 @@ class RunSpec:
     phase2: Phase2Params
     inputs: Inputs
     out_dir: Path  # model.pt, phase1.pt (the stage's DVC outputs)
-    report_dir: Path  # DVCLive
+    report_dir: Path | None  # DVCLive folder; None = no curves (benchmarks, programmatic runs)
     checkpoint_dir: Path  # resumable checkpoints (not a DVC output)
     stage: str  # dvc.yaml stage (group) whose deps the fingerprint hashes
     item: str | None = None  # foreach item (codec) of the stage group
@@ -286,7 +286,7 @@ class Trainer:
 
     def _live(self, history: list[dict[str, float]]) -> Any:
         """A fresh DVCLive folder; a resumed run replays the epochs it had logged (same steps, same curves)."""
-        if not self.env.is_main:
+        if not self.env.is_main or self.spec.report_dir is None:
             return None
         from dvclive import Live
 
