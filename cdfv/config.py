@@ -491,6 +491,106 @@ class EvalParams(_Strict):
 
 
 # --------------------------------------------------------------------------------------------
+# Joint texture + deep-feature coding with TFQI bit allocation (Li et al. 2019)
+# --------------------------------------------------------------------------------------------
+def _qp_grid(qps: list[int]) -> list[int]:
+    """A QP grid: HEVC QPs 0..51, each once, ascending (stage names ``tfqi_*@<QP>``)."""
+    if not qps:
+        raise ValueError("needs at least one QP")
+    bad = [q for q in qps if not 0 <= q <= 51]
+    if bad:
+        raise ValueError(f"QPs {bad} outside the HEVC range 0..51")
+    if len(set(qps)) != len(qps):
+        raise ValueError("duplicate QPs")
+    if qps != sorted(qps):
+        raise ValueError("list the QPs in ascending order")
+    return qps
+
+
+_QpGrid = Annotated[list[int], AfterValidator(_qp_grid)]
+
+
+class TfqiFacesParams(_Strict):
+    """``tfqi_faces``: the 160x160 face crops both streams code (Li et al. §IV-A: MTCNN, 160x160)."""
+
+    size: int = Field(160, gt=0, description="crop side (paper: 160, FaceNet's input)")
+    margin: int = Field(
+        32, ge=0, description="box crop: pixels of the output crop added around the detection box (FaceNet: 32)"
+    )
+    interpolation: Literal["nearest", "bilinear", "bicubic", "area", "lanczos"] = Field(
+        "area", description="resize of the box crop to size x size"
+    )
+
+
+class TfqiFeatureParams(_Strict):
+    """The deep feature stream (Li et al. §II): embedding of the lossless crop, L2-normalised,
+    scalar-quantised with Q_step = 2^((QP2 - 4)/6 - 10), l = floor(c / Q_step), range-coded."""
+
+    extractor: Literal["facenet", "dlib"] = Field(
+        "facenet", description="facenet (the paper's; facenet-pytorch InceptionResnetV1, weights file) | dlib (offline)"
+    )
+    facenet_weights: str | None = Field(
+        None,
+        description="InceptionResnetV1 VGGFace2 state dict; null = $TORCH_HOME/checkpoints/20180402-114759-vggface2.pt",
+    )
+    qps: _QpGrid = Field(
+        default_factory=lambda: [4, 10, 16, 22, 27, 32, 37, 42, 47, 51],
+        description="QP2 grid: one tfqi_feature@<QP> stage each",
+    )
+    device: str = Field("auto", pattern=_DEVICE)
+    batch_size: int = Field(32, ge=1, description="crops per embedding batch")
+
+
+class TfqiFitParams(_Strict):
+    """``tfqi_fit``: scipy ``curve_fit`` of D_t = a1 e^(b1 R_t) and D_f = a2 e^(b2 R_f) + c2 e^(d2 R_f)."""
+
+    maxfev: int = Field(20000, ge=100, description="curve_fit function evaluations")
+
+
+class TfqiParams(_Strict):
+    """Li et al. 2019 (stages ``tfqi_faces``, ``tfqi_embed``, ``tfqi_texture@<QP1>``, ``tfqi_feature@<QP2>``,
+    ``tfqi_fit``, ``tfqi_allocate``, ``tfqi_report``): TFQI = -log10(w1 D1 + w2 D2), w2 = 1 - w1."""
+
+    faces: TfqiFacesParams = TfqiFacesParams()
+    texture_qps: _QpGrid = Field(
+        default_factory=lambda: [22, 27, 32, 37, 42, 47, 51],
+        description="QP1 grid (paper §IV-A): one tfqi_texture@<QP> stage each, HEVC intra (encode.hevc)",
+    )
+    feature: TfqiFeatureParams = TfqiFeatureParams()
+    w1: list[float] = Field(
+        default_factory=lambda: [0.001, 0.01, 0.1],
+        description="texture weights w1 in (0, 1); w2 = 1 - w1. The first is the one of the declared metrics/plots",
+    )
+    n_budgets: int = Field(
+        12, ge=1, description="rate budgets R_c log-spaced over the joint scheme's rate range (grid min to max)"
+    )
+    budgets: list[float] = Field(
+        default_factory=list, description="extra rate budgets R_c (bpp over the crop) beside the log-spaced ones"
+    )
+    fit: TfqiFitParams = TfqiFitParams()
+
+    @field_validator("w1")
+    @classmethod
+    def _weights(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("needs at least one weight")
+        bad = [w for w in v if not 0.0 < w < 1.0]
+        if bad:
+            raise ValueError(f"weights {bad} outside (0, 1): w1 + w2 = 1 with both > 0")
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate weights")
+        return v
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets(cls, v: list[float]) -> list[float]:
+        bad = [b for b in v if not b > 0]
+        if bad:
+            raise ValueError(f"budgets {bad} must be > 0 bpp")
+        return v
+
+
+# --------------------------------------------------------------------------------------------
 # Parsing helpers
 # --------------------------------------------------------------------------------------------
 def _fmt_loc(loc: tuple[Any, ...]) -> str:
@@ -521,6 +621,7 @@ class Params(_Strict):
     train: TrainParams = TrainParams()
     complexity: ComplexityParams = ComplexityParams()
     eval: EvalParams = EvalParams()
+    tfqi: TfqiParams = TfqiParams()
 
     @model_validator(mode="after")
     def _enough_variants(self) -> Params:

@@ -159,3 +159,47 @@ def eval_dir(model: str) -> Path:
 def eval_json(model: str) -> Path:
     """Metrics of one solution for ``dvc metrics diff``."""
     return EVAL_METRICS / f"{model}.json"
+
+
+# --- joint texture + feature coding, TFQI (Li et al. 2019; tfqi_* stages) -----------------------
+TFQI = PROCESSED / "tfqi"
+TFQI_FACES_DIR = TFQI / "faces"  # <image_id>.png, 160x160 crops (tfqi_faces)
+TFQI_FACES = TFQI / "faces.parquet"
+TFQI_EMBEDDINGS = TFQI / "embeddings.parquet"  # features of the lossless crops (tfqi_embed)
+TFQI_METRICS = METRICS / "tfqi"  # declared metrics: the few numbers compared across experiments
+TFQI_EMBED_JSON = TFQI_METRICS / "embed.json"
+TFQI_FIT_JSON = TFQI_METRICS / "fit.json"
+TFQI_ALLOCATE_JSON = TFQI_METRICS / "allocate.json"
+TFQI_REPORTS = REPORTS / "tfqi"
+TFQI_FIT_RECORD = TFQI_REPORTS / "fit.json"  # fits, R², statuses, points, the paper's fits (tfqi_fit output)
+TFQI_ALLOCATION = TFQI_REPORTS / "allocation.csv"  # one row per (w1, budget): model vs grid vs texture-only
+TFQI_ALLOCATION_RECORD = TFQI_REPORTS / "allocation.json"  # the same rows + per-w1 summaries
+TFQI_DETAILS = TFQI_REPORTS / "details"  # undeclared: counts, timings, settings of each stage run
+TFQI_PLOTS = PLOTS / "tfqi"  # joint_model.csv, joint_grid.csv, texture_only.csv, feature_only.csv
+TFQI_FIGURE = FIGURES / "tfqi.png"
+TFQI_TABLE = REPORTS / "table_tfqi.md"
+
+
+def tfqi_texture_dir(qp: int) -> Path:
+    """``data/processed/tfqi/texture/QP<qp>``: index.parquet, bitstreams/, decoded/, embeddings.parquet."""
+    return TFQI / "texture" / f"QP{qp}"
+
+
+def tfqi_feature_dir(qp: int) -> Path:
+    """``data/processed/tfqi/feature/QP<qp>``: index.parquet (bitstreams, levels, decoded features)."""
+    return TFQI / "feature" / f"QP{qp}"
+
+
+def tfqi_texture_json(qp: int) -> Path:
+    """Declared metrics of ``tfqi_texture@<qp>`` (rate, MSE, texture-only accuracy)."""
+    return TFQI_METRICS / "texture" / f"QP{qp}.json"
+
+
+def tfqi_feature_json(qp: int) -> Path:
+    """Declared metrics of ``tfqi_feature@<qp>`` (rate, accuracy on decoded features)."""
+    return TFQI_METRICS / "feature" / f"QP{qp}.json"
+
+
+def tfqi_details(stage: str) -> Path:
+    """Undeclared details of one tfqi stage run (``embed``, ``texture/QP22``, ``feature/QP4`` ...)."""
+    return TFQI_DETAILS / f"{stage}.json"
