@@ -83,6 +83,32 @@ def align_lfw(params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"align_lfw: {m['aligned']} faces aligned ({m['no_face_fallback']} from the no-face fallback)")
 
 
+@app.command("detect-lfw-mtcnn")
+@friendly
+def detect_lfw_mtcnn(params: ParamsOpt = Path("params.yaml")) -> None:
+    """MTCNN (facenet-pytorch, offline) + the centre heuristic on every LFW image (its own detections)."""
+    from cdfv.detect.stage import run_detect_lfw_mtcnn
+
+    m = run_detect_lfw_mtcnn(load_params(params))
+    typer.echo(f"detect_lfw_mtcnn: {m['ok']} ok, {m['no_face']} no_face, {m['unreadable']} unreadable")
+
+
+@app.command("align-lfw-mtcnn")
+@friendly
+def align_lfw_mtcnn(
+    reference: Annotated[str, typer.Argument(help="reference set in align.references, e.g. sphereface_96x112")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Similarity-transform alignment of the MTCNN landmarks to a 5-point template (e.g. 96x112)."""
+    from cdfv.align.stage import run_align_lfw_mtcnn
+
+    m = run_align_lfw_mtcnn(load_params(params), reference)
+    typer.echo(
+        f"align_lfw_mtcnn {reference}: {m['aligned']} faces {m['width']}x{m['height']} "
+        f"({m['no_face_fallback']} from the no-face fallback), landmark RMS {m['landmark_rms_px']} px"
+    )
+
+
 @app.command("encode-lfw")
 @friendly
 def encode_lfw(

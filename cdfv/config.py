@@ -107,16 +107,99 @@ class RetinaFaceParams(_Strict):
     batch_size: int = Field(8, ge=1, description="images per network call (equal-size images only)")
 
 
+class MtcnnParams(_Strict):
+    """MTCNN (facenet-pytorch, weights bundled: offline) — Bian et al.'s detector; stage ``detect_lfw_mtcnn``."""
+
+    # O-Net probabilities: the walk-down of the centre heuristic (its lowest value is O-Net's threshold)
+    thresholds: ThresholdSchedule = ThresholdSchedule(start=0.995, stop=0.7, step=0.005)
+    stage_thresholds: tuple[float, float] = Field(
+        (0.6, 0.7), description="P-Net and R-Net thresholds (facenet-pytorch defaults)"
+    )
+    min_face_size: int = Field(20, ge=8, description="pixels; sets the smallest pyramid scale")
+    factor: float = Field(0.709, gt=0, lt=1, description="image-pyramid scale step")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    batch_size: int = Field(16, ge=1, description="equal-size images per cascade call")
+
+    @field_validator("stage_thresholds")
+    @classmethod
+    def _unit(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 < t < 1 for t in v):
+            raise ValueError("P-Net / R-Net thresholds must lie in (0, 1)")
+        return v
+
+
 class DetectParams(_Strict):
     """Detection + centre heuristic (thesis §5.4)."""
 
-    backend: Literal["retinaface", "dlib"] = "retinaface"
+    backend: Literal["retinaface", "dlib", "mtcnn"] = "retinaface"
     thresholds: ThresholdSchedule = ThresholdSchedule()
     fallback: Literal["whole_image", "centre_crop"] = "whole_image"
     fallback_fraction: float = Field(0.6, gt=0, le=1, description="centre_crop: side as a fraction of min(W, H)")
     retinaface: RetinaFaceParams = RetinaFaceParams()
     dlib: DlibDetectParams = DlibDetectParams()
+    mtcnn: MtcnnParams = MtcnnParams()
     chunk_size: int = Field(64, ge=1, description="images per task / progress update")
+
+
+#: 5-point alignment templates (x, y in output pixels; subject's right eye, left eye, nose, right and
+#: left mouth corner). ``sphereface_96x112``: the SphereFace / CosFace reference of the 96x112 crops Bian
+#: et al. evaluate on; ``arcface_112x112``: the same points shifted 8 px right (insightface's 112x112
+#: template, the alignment of the pre-aligned VGGFace2 / MS1M releases); ``facenet_160x160``: the
+#: 112x112 template scaled by 160/112 (insightface's rule for other sizes), for 160x160 crops.
+REFERENCE_SETS: dict[str, dict[str, Any]] = {
+    "sphereface_96x112": {
+        "width": 96,
+        "height": 112,
+        "points": [
+            (30.2946, 51.6963),
+            (65.5318, 51.5014),
+            (48.0252, 71.7366),
+            (33.5493, 92.3655),
+            (62.7299, 92.2041),
+        ],
+    },
+    "arcface_112x112": {
+        "width": 112,
+        "height": 112,
+        "points": [
+            (38.2946, 51.6963),
+            (73.5318, 51.5014),
+            (56.0252, 71.7366),
+            (41.5493, 92.3655),
+            (70.7299, 92.2041),
+        ],
+    },
+    "facenet_160x160": {
+        "width": 160,
+        "height": 160,
+        "points": [
+            (38.2946 * 160 / 112, 51.6963 * 160 / 112),
+            (73.5318 * 160 / 112, 51.5014 * 160 / 112),
+            (56.0252 * 160 / 112, 71.7366 * 160 / 112),
+            (41.5493 * 160 / 112, 92.3655 * 160 / 112),
+            (70.7299 * 160 / 112, 92.2041 * 160 / 112),
+        ],
+    },
+}
+
+
+class ReferenceSet(_Strict):
+    """A 5-point template for the similarity-transform alignment and the size of the aligned face."""
+
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    points: list[tuple[float, float]] = Field(description="5 (x, y): right eye, left eye, nose, mouth right, left")
+
+    @model_validator(mode="after")
+    def _valid(self) -> ReferenceSet:
+        if len(self.points) != 5:
+            raise ValueError(f"points: need 5 landmarks, got {len(self.points)}")
+        for x, y in self.points:
+            if not (0 <= x < self.width and 0 <= y < self.height):
+                raise ValueError(f"point ({x}, {y}) outside the {self.width}x{self.height} face")
+        if not self.points[0][0] < self.points[1][0]:
+            raise ValueError("the subject's right eye (first point) must lie left of the left eye (second)")
+        return self
 
 
 class AlignParams(_Strict):
@@ -130,6 +213,23 @@ class AlignParams(_Strict):
     )
     contact_sheet: int = Field(16, ge=1, description="faces on reports/figures/align_contact_sheet.png")
     seed: int = 0
+    # similarity-transform alignment of MTCNN landmarks (cdfv/align/similarity.py; stage align_lfw_mtcnn@<set>)
+    references: dict[str, ReferenceSet] = Field(
+        default_factory=lambda: {k: ReferenceSet(**v) for k, v in REFERENCE_SETS.items()},
+        description="named 5-point templates (project landmark order) and their output size",
+    )
+    mtcnn_sets: list[str] = Field(
+        default_factory=lambda: ["sphereface_96x112"], description="align_lfw_mtcnn@<set> matrix (keys of references)"
+    )
+
+    @model_validator(mode="after")
+    def _sets_known(self) -> AlignParams:
+        unknown = [n for n in self.mtcnn_sets if n not in self.references]
+        if unknown:
+            raise ValueError(f"mtcnn_sets {unknown} not in align.references ({sorted(self.references)})")
+        if len(set(self.mtcnn_sets)) != len(self.mtcnn_sets):
+            raise ValueError("mtcnn_sets: duplicate names")
+        return self
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,6 +38,26 @@ DETECT_LFW_METRICS = METRICS / "detect_lfw.json"
 ALIGN_LFW_METRICS = METRICS / "align_lfw.json"
 ALIGN_CONTACT_SHEET = FIGURES / "align_contact_sheet.png"
 
+# --- MTCNN detection + similarity-transform alignment (detect_lfw_mtcnn, align_lfw_mtcnn@<set>) -----
+LFW_MTCNN = LFW_INTERIM / "mtcnn"
+LFW_MTCNN_DETECTIONS = LFW_MTCNN / "detections.parquet"
+DETECT_LFW_MTCNN_METRICS = METRICS / "detect_lfw_mtcnn.json"
+ALIGN_LFW_MTCNN_METRICS = METRICS / "align_lfw_mtcnn"
+
+
+def mtcnn_faces_dir(reference: str) -> Path:
+    """``data/interim/lfw/mtcnn/<reference set>``: faces.parquet + faces/<image_id>.png (align_lfw_mtcnn@)."""
+    return LFW_MTCNN / reference
+
+
+def mtcnn_faces_index(reference: str) -> Path:
+    return mtcnn_faces_dir(reference) / "faces.parquet"
+
+
+def align_mtcnn_json(reference: str) -> Path:
+    return ALIGN_LFW_MTCNN_METRICS / f"{reference}.json"
+
+
 # --- codecs on aligned faces (encode_lfw@<codec>: pipelines B2 and C) ---------------------------
 LFW_PROCESSED = PROCESSED / "lfw"
 RATE_METRICS = METRICS / "rate"
