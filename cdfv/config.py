@@ -611,15 +611,28 @@ _QpGrid = Annotated[list[int], AfterValidator(_qp_grid)]
 
 
 class TfqiFacesParams(_Strict):
-    """``tfqi_faces``: the 160x160 face crops both streams code (Li et al. §IV-A: MTCNN, 160x160)."""
+    """``tfqi_faces``: the 160x160 face crops both streams code (Li et al. §IV-A: MTCNN, 160x160), made from
+    the MTCNN detections of ``detect_lfw_mtcnn``."""
 
-    size: int = Field(160, gt=0, description="crop side (paper: 160, FaceNet's input)")
+    crop: Literal["box", "similarity"] = Field(
+        "box",
+        description="box: the MTCNN box + margin resized (the paper: 'cropped and resized by MTCNN') | "
+        "similarity: the 5 landmarks warped onto align.references[reference]",
+    )
+    size: int = Field(160, gt=0, description="crop side (paper: 160, FaceNet's input); similarity: = the template's")
     margin: int = Field(
         32, ge=0, description="box crop: pixels of the output crop added around the detection box (FaceNet: 32)"
     )
+    reference: str = Field("facenet_160x160", description="similarity crop: key of align.references (square, size)")
     interpolation: Literal["nearest", "bilinear", "bicubic", "area", "lanczos"] = Field(
-        "area", description="resize of the box crop to size x size"
+        "area", description="resampling of the crop"
     )
+
+    @model_validator(mode="after")
+    def _margin(self) -> TfqiFacesParams:
+        if self.margin >= self.size:
+            raise ValueError(f"margin {self.margin} must be smaller than size {self.size}")
+        return self
 
 
 class TfqiFeatureParams(_Strict):
@@ -722,6 +735,23 @@ class Params(_Strict):
     complexity: ComplexityParams = ComplexityParams()
     eval: EvalParams = EvalParams()
     tfqi: TfqiParams = TfqiParams()
+
+    @model_validator(mode="after")
+    def _tfqi_reference(self) -> Params:
+        f = self.tfqi.faces
+        if f.crop != "similarity":
+            return self
+        ref = self.align.references.get(f.reference)
+        if ref is None:
+            raise ValueError(
+                f"tfqi.faces.reference: {f.reference!r} is not in align.references {sorted(self.align.references)}"
+            )
+        if (ref.width, ref.height) != (f.size, f.size):
+            raise ValueError(
+                f"tfqi.faces.reference {f.reference!r} is {ref.width}x{ref.height}, but tfqi.faces.size is {f.size}: "
+                "the similarity crop is the template's size"
+            )
+        return self
 
     @model_validator(mode="after")
     def _enough_variants(self) -> Params:

@@ -8,8 +8,9 @@
   ships emits **512-d** ones (the feature coder works for any dimension).
 * :class:`DlibCropExtractor` — offline: the dlib ResNet 128-d descriptor (:class:`~cdfv.evaluate.
   recognisers.DlibRecogniser`) on its 150x150 chip, whose 5-point landmarks are found inside the
-  detection box of the crop (the crop minus its margin), on the **lossless** crop; a decoded crop is
-  chipped with the same geometry, so the codec changes pixels, never the alignment.
+  detection box of a box crop (the crop minus its margin; the whole crop for a similarity crop), on the
+  **lossless** crop; a decoded crop is chipped with the same geometry, so the codec changes pixels,
+  never the alignment.
 
 Every feature is L2-normalised (§II "deep features are normalized").
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from cdfv.config import TfqiFeatureParams
+from cdfv.config import TfqiFacesParams, TfqiFeatureParams
 from cdfv.evaluate.recognisers import DlibRecogniser, RecogniserError
 from cdfv.tfqi.quantise import l2_normalise
 
@@ -89,24 +90,35 @@ class FaceNetExtractor:
 
 
 class DlibCropExtractor(DlibRecogniser):
-    """dlib 128-d descriptor on a box crop: landmarks searched inside the crop's detection box."""
+    """dlib 128-d descriptor on a face crop: landmarks searched inside ``face_box`` (default the whole crop)."""
 
-    def __init__(self, size: int, margin: int) -> None:
+    def __init__(self, face_box: tuple[int, int, int, int] | None = None) -> None:
         super().__init__()
-        half = margin / 2.0
-        self.face_box = (int(round(half)), int(round(half)), int(round(size - half)) - 1, int(round(size - half)) - 1)
+        self.face_box = face_box
 
     def geometry(self, originals: np.ndarray) -> list[Any]:
-        x1, y1, x2, y2 = self.face_box
-        rect = self._dlib.rectangle(x1, y1, x2, y2)
-        return [self._shape(np.ascontiguousarray(img), rect) for img in originals]
+        out = []
+        for img in originals:
+            h, w = img.shape[:2]
+            x1, y1, x2, y2 = self.face_box or (0, 0, w - 1, h - 1)
+            out.append(self._shape(np.ascontiguousarray(img), self._dlib.rectangle(x1, y1, x2, y2)))
+        return out
 
 
-def build_extractor(params: TfqiFeatureParams, crop_size: int, margin: int) -> FaceNetExtractor | DlibCropExtractor:
+def crop_face_box(faces: TfqiFacesParams) -> tuple[int, int, int, int] | None:
+    """Where the detection box lies in a box crop (the crop minus its margin); None for similarity crops."""
+    if faces.crop != "box":
+        return None
+    half = faces.margin / 2.0
+    lo, hi = int(round(half)), int(round(faces.size - half)) - 1
+    return (lo, lo, hi, hi)
+
+
+def build_extractor(params: TfqiFeatureParams, faces: TfqiFacesParams) -> FaceNetExtractor | DlibCropExtractor:
     """The extractor ``tfqi.feature.extractor`` names."""
     if params.extractor == "facenet":
         return FaceNetExtractor(params.facenet_weights, params.device)
-    return DlibCropExtractor(crop_size, margin)
+    return DlibCropExtractor(crop_face_box(faces))
 
 
 def embed_images(

@@ -107,26 +107,27 @@ def ok_faces(root: Path) -> list[dict[str, Any]]:
 # tfqi_faces
 # ------------------------------------------------------------------------------------------------
 def run_tfqi_faces(params: Params, root: Path = Path(".")) -> dict[str, Any]:
-    """Stage ``tfqi_faces``: the ``tfqi.faces.size`` crop of each pair image around its detection box."""
-    from cdfv.tfqi.faces import box_crop
+    """Stage ``tfqi_faces``: the crop (``tfqi.faces``) of each pair image from its MTCNN detection."""
+    from cdfv.tfqi.faces import box_crop, detection_landmarks, similarity_crop
 
     fp = params.tfqi.faces
+    ref = params.align.references[fp.reference] if fp.crop == "similarity" else None
     t0 = time.perf_counter()
     _, ids = pair_images(root)
     images = read_parquet(root / paths.LFW_IMAGES, "LFW image index", "ingest_lfw").to_pylist()
-    dets = read_parquet(root / paths.LFW_DETECTIONS, "LFW detections", "detect_lfw").to_pylist()
+    dets = read_parquet(root / paths.LFW_MTCNN_DETECTIONS, "MTCNN detections", "detect_lfw_mtcnn").to_pylist()
     image_path = {r["image_id"]: r["path"] for r in images}
     det_of = {d["image_id"]: d for d in dets}
     missing = [i for i in ids if i not in det_of or i not in image_path]
     if missing:
         raise TfqiError(
-            f"{root / paths.LFW_DETECTIONS}: {len(missing)} pair image(s) without a detection or image row "
-            f"(e.g. {missing[0]}); rerun `dvc repro detect_lfw`"
+            f"{root / paths.LFW_MTCNN_DETECTIONS}: {len(missing)} pair image(s) without a detection or image row "
+            f"(e.g. {missing[0]}); rerun `dvc repro detect_lfw_mtcnn`"
         )
     rows: list[dict[str, Any]] = []
     with atomic_path(root / paths.TFQI_FACES_DIR) as tmp:
         tmp.mkdir(parents=True)
-        for image_id in tqdm(ids, desc="tfqi_faces", unit="img"):
+        for image_id in tqdm(ids, desc=f"tfqi_faces ({fp.crop})", unit="img"):
             det = det_of[image_id]
             row: dict[str, Any] = {name: None for name in schemas.TFQI_FACES.names}
             row.update(image_id=image_id, identity=det["identity"], status=det["status"])
@@ -134,9 +135,11 @@ def run_tfqi_faces(params: Params, root: Path = Path(".")) -> dict[str, Any]:
                 rows.append(row)
                 continue
             image = read_rgb(root / image_path[image_id])
-            crop, window = box_crop(
-                image, (det["x1"], det["y1"], det["x2"], det["y2"]), fp.size, fp.margin, fp.interpolation
-            )
+            box = (det["x1"], det["y1"], det["x2"], det["y2"])
+            if ref is None:
+                crop, window = box_crop(image, box, fp.size, fp.margin, fp.interpolation)
+            else:
+                crop, window = similarity_crop(image, detection_landmarks(det), box, ref, fp.interpolation)
             png = encode_png(crop)
             target = tmp / f"{image_id}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -157,8 +160,8 @@ def run_tfqi_faces(params: Params, root: Path = Path(".")) -> dict[str, Any]:
         "images": len(rows),
         "cropped": sum(r["path"] is not None for r in rows),
         "from_fallback_box": sum(r["status"] == "no_face" for r in rows),
+        "crop": fp.crop,
         "size": fp.size,
-        "margin": fp.margin,
         "seconds": time.perf_counter() - t0,
     }
     write_json_atomic(root / paths.tfqi_details("faces"), summary)
@@ -171,7 +174,7 @@ def run_tfqi_faces(params: Params, root: Path = Path(".")) -> dict[str, Any]:
 def _extractor(params: Params):  # type: ignore[no-untyped-def]
     from cdfv.tfqi.features import build_extractor
 
-    return build_extractor(params.tfqi.feature, params.tfqi.faces.size, params.tfqi.faces.margin)
+    return build_extractor(params.tfqi.feature, params.tfqi.faces)
 
 
 def run_tfqi_embed(params: Params, root: Path = Path(".")) -> dict[str, Any]:
