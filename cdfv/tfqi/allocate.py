@@ -7,9 +7,11 @@
   g(R_t) = w1 D_t'(R_t) - w2 D_f'(R_c - R_t) (sign changes on a fine grid, refined by Brent's method)
   and the two ends of the interval (where the optimum sits when eq. 7 has no root inside) are
   candidates; the one of highest model TFQI is the continuous allocation (R_t*, R_f*).
-* QPs from rates ("the optimal values of QP1 and QP2 can be determined", §III-B): the (QP1, QP2) grid pair
-  whose measured rates are nearest to (R_t*, R_f*) in log rate (QP is about linear in log rate), among
-  the pairs within the budget; ties go to the higher total rate.
+* QPs from rates ("the optimal values of QP1 and QP2 can be determined", §III-B): QP1 is the grid QP whose
+  measured texture rate is nearest to R_t* in log rate (QP is about linear in log rate); QP2 then takes
+  what eq. 8 leaves: among the feature QPs within R_c - R_t(QP1), the one of lowest fitted D_f (the
+  largest rate while D_f falls; the paper's D_f rises again past its minimum). If none fits, the next
+  nearest QP1.
 * Check: the brute-force optimum of the **measured** TFQI over every grid pair within the budget; the
   TFQI lost by the model-based choice is the difference (>= 0).
 * Texture-only ("compress then analyse"): D2 measured on features of the decoded texture; compared with a
@@ -139,21 +141,23 @@ def working_condition_allocation(
     return ModelAllocation(rt, budget - rt, best_t, edge)
 
 
-def nearest_pair(
-    texture: Sequence[GridPoint], feature: Sequence[GridPoint], budget: float, rate_t: float, rate_f: float, w1: float
+def grid_pair(
+    texture: Sequence[GridPoint],
+    feature: Sequence[GridPoint],
+    budget: float,
+    rate_t: float,
+    feature_fit: Fit,
+    w1: float,
 ) -> Choice | None:
-    """The feasible grid pair nearest to (R_t*, R_f*) in log rate (ties: higher total rate)."""
-    pairs = feasible_pairs(texture, feature, budget)
-    if not pairs:
-        return None
-
-    def key(ij: tuple[int, int]) -> tuple[float, float]:
-        t, f = texture[ij[0]], feature[ij[1]]
-        dist = abs(math.log(t.rate / rate_t)) + abs(math.log(f.rate / rate_f))
-        return (round(dist, 12), -(t.rate + f.rate))
-
-    i, j = min(pairs, key=key)
-    return _choice(texture[i], feature[j], w1)
+    """QPs from the continuous allocation: QP1 of the texture rate nearest to R_t* (log rate); QP2 the feature QP
+    within the rest of the budget, R_c - R_t(QP1) (eq. 8), of lowest fitted D_f — the largest rate that fits
+    while D_f falls with rate, not beyond the model's minimum when its rising term takes over. When no
+    feature QP fits, the next nearest QP1. None when no pair fits the budget."""
+    for t in sorted(texture, key=lambda t: (abs(math.log(t.rate / rate_t)), t.rate)):
+        fits = [f for f in feature if f.rate <= (budget - t.rate) * (1 + 1e-12)]
+        if fits:
+            return _choice(t, min(fits, key=lambda f: (float(feature_fit(f.rate)), -f.rate)), w1)
+    return None
 
 
 def budget_grid(

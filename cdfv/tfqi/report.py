@@ -93,10 +93,11 @@ def allocation_markdown(alloc: dict[str, Any], w1s: Sequence[float]) -> list[str
     out = ["## Bit allocation: working condition vs brute-force grid, texture-only beside", ""]
     out.append(
         "R_c: budgets log-spaced over the joint grid's total rates (`tfqi.n_budgets`) plus `tfqi.budgets`, bpp. "
-        "Model: the working-condition optimum (R_t*, R_f*) of the fitted models (eqs. 7-8), then the (QP1, QP2) pair "
-        "within R_c nearest to it in log rate; grid: the pair of highest measured TFQI within R_c (brute force); "
-        "lost = TFQI(grid) − TFQI(model) ≥ 0. Texture-only: its rate–TFQI curve (QP1 points, D2 from features of "
-        "the decoded texture, piecewise linear in log rate) at the model choice's total rate; '–' outside its range."
+        "Model: the working-condition optimum (R_t*, R_f*) of the fitted models (eqs. 7-8); QP1 of the texture "
+        "rate nearest to R_t* (log rate); QP2 of lowest fitted D_f within R_c − R_t(QP1). Grid: the pair of "
+        "highest measured TFQI within R_c (brute force); lost = TFQI(grid) − TFQI(model) ≥ 0. Texture-only: its "
+        "rate–TFQI curve (QP1 points, D2 from features of the decoded texture, piecewise linear in log rate) at "
+        "the model choice's total rate; '–' outside its range."
     )
     out.append("")
     rows = alloc["rows"]

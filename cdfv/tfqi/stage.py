@@ -475,7 +475,7 @@ def allocation_rows(
                         model_tfqi_predicted=alloc.model_tfqi,
                         model_on_boundary=alloc.on_boundary,
                     )
-                    model = A.nearest_pair(texture, feature, budget, alloc.rate_t, alloc.rate_f, w1)
+                    model = A.grid_pair(texture, feature, budget, alloc.rate_t, feature_fit, w1)
                     if model is None:
                         row["model_note"] = "no grid pair within the budget"
             if grid is None:
