@@ -17,6 +17,7 @@ import numpy as np
 
 from cdfv import paths
 from cdfv.io import atomic_path, write_bytes_atomic
+from cdfv.tfqi.quantise import q_step
 
 #: The plot CSVs (``reports/plots/tfqi/<name>.csv``) and their columns; all of them are always written.
 PLOT_FILES: dict[str, tuple[str, ...]] = {
@@ -82,7 +83,7 @@ def points_markdown(
     out += ["| QP2 | Q_step | bpp | bits/component | accuracy | D2 |", "|---|---|---|---|---|---|"]
     for p in fea:
         out.append(
-            f"| {p['qp']} | {p['q_step']:.5g} | {_f(p['bpp'])} | {_f(p['bits_per_component'], 2)} | "
+            f"| {p['qp']} | {q_step(p['qp']):.5g} | {_f(p['bpp'])} | {_f(p['bits_per_component'], 2)} | "
             f"{_f(p['accuracy'])} | {_f(p['error_rate'])} |"
         )
     out.append("")

@@ -275,7 +275,6 @@ def run_tfqi_texture(params: Params, qp: int, root: Path = Path(".")) -> dict[st
         write_parquet_atomic(tmp / "embeddings.parquet", _features_table(ids, matrix), schemas.TFQI_EMBEDDINGS)
     m = verify(pairs, dict(zip(ids, matrix)))
     metrics = {
-        "qp": qp,
         "bpp": float(np.mean([r["bpp"] for r in rows])),
         "mse": float(np.mean([r["mse"] for r in rows])),
         "psnr": float(np.mean([r["psnr"] for r in rows if math.isfinite(r["psnr"])] or [math.inf])),
@@ -356,14 +355,13 @@ def run_tfqi_feature(params: Params, qp: int, root: Path = Path(".")) -> dict[st
     dim = matrix.shape[1]
     mean_bytes = float(np.mean([len(b) for b in blobs]))
     metrics = {
-        "qp": qp,
-        "q_step": q_step(qp),
         "bpp": mean_bytes * 8.0 / pixels,
         "bits_per_component": mean_bytes * 8.0 / dim,
         **_verification_block(m),
     }
     write_json_atomic(root / paths.tfqi_feature_json(qp), metrics)
     details = {
+        "q_step": q_step(qp),
         "dim": dim,
         "images": len(ids),
         "bytes_total": int(sum(len(b) for b in blobs)),
@@ -385,7 +383,7 @@ def _load_points(root: Path, kind: str, qps: Sequence[int]) -> list[dict[str, An
         p = root / path_of(qp)
         if not p.is_file():
             raise TfqiError(f"{p}: missing. Run `dvc repro tfqi_{kind}@{qp}` first.")
-        out.append(json.loads(p.read_text()))
+        out.append({"qp": qp, **json.loads(p.read_text())})
     return out
 
 

@@ -64,7 +64,7 @@ def test_dvc_repro_tfqi_on_lfw_mini(dvc_workspace) -> None:  # type: ignore[no-u
         assert np.abs(np.asarray(row["decoded"]) - original[row["image_id"]]).max() <= q_step(40) / 2 + 1e-6
     feature = json.loads((ws / "reports/metrics/tfqi/feature/QP40.json").read_text())
     assert feature["bpp"] == pytest.approx(np.mean([8 * r["bytes"] / PIXELS for r in coded]))
-    assert set(feature) <= {"qp", "q_step", "bpp", "bits_per_component", "accuracy", "error_rate", "auc", "eer"}
+    assert set(feature) == {"bpp", "bits_per_component", "accuracy", "error_rate", "auc", "eer"}  # numbers only
 
     # too few points for either model: recorded, and the allocation goes on with the grid
     fit = json.loads((ws / "reports/tfqi/fit.json").read_text())
