@@ -388,3 +388,13 @@ def test_facenet_extractor_embeds_160_crops_to_unit_512_vectors(tmp_path) -> Non
     with torch.inference_mode():
         net.classify = False
         assert np.allclose(f, net(x).numpy(), atol=1e-5)  # FaceNet's standardisation, embedding head
+
+
+def test_workspaces_make_a_relative_facenet_weights_path_absolute() -> None:
+    from pathlib import Path
+
+    from cdfv.workspace import profile_params
+
+    repo = Path(__file__).resolve().parents[2]
+    data = profile_params(repo, None, {"tfqi": {"feature": {"facenet_weights": "../weights/facenet.pt"}}})
+    assert data["tfqi"]["feature"]["facenet_weights"] == str((repo / "../weights/facenet.pt").resolve())
