@@ -316,12 +316,14 @@ def test_similarity_crop_puts_landmarks_on_the_template() -> None:
 
     ref = ReferenceSet(**REFERENCE_SETS["facenet_160x160"])
     pts = np.asarray(ref.points)
-    img = np.random.default_rng(0).integers(0, 255, (320, 320, 3), dtype=np.uint8)
-    # the template scaled x2 and shifted by (10, 20) in a 320 image: the crop undoes exactly that
-    crop, window = similarity_crop(img, pts * 2 + [10, 20], (0, 0, 320, 320), ref, "nearest")
+    img = np.random.default_rng(0).integers(0, 255, (360, 360, 3), dtype=np.uint8)
+    # the template scaled x2, turned 90 degrees ((x, y) -> (-y, x)) and shifted by (330, 20): the crop undoes it
+    src = np.stack([330 - 2 * pts[:, 1], 20 + 2 * pts[:, 0]], axis=1)
+    crop, window = similarity_crop(img, src, (0, 0, 360, 360), ref, "nearest")
     assert crop.shape == (160, 160, 3)
     assert window == pytest.approx((10.0, 20.0, 330.0, 340.0))
-    assert np.array_equal(crop[50, 60], img[20 + 100, 10 + 120])
+    for row, col in ((50, 60), (5, 150), (120, 7)):
+        assert np.array_equal(crop[row, col], img[20 + 2 * col, 330 - 2 * row]), (row, col)
 
 
 def test_landmark_columns_follow_the_detection_contract() -> None:
