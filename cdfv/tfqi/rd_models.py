@@ -80,7 +80,7 @@ def r_squared(y: np.ndarray, y_hat: np.ndarray) -> float:
     return 1.0 - float(np.sum((y - y_hat) ** 2)) / ss_tot
 
 
-def _check_points(model: str, r: np.ndarray, d: np.ndarray, n_params: int) -> str:
+def _check_points(r: np.ndarray, d: np.ndarray, n_params: int) -> str:
     if r.shape != d.shape or r.ndim != 1:
         return f"rates {r.shape} and distortions {d.shape} differ"
     if not (np.all(np.isfinite(r)) and np.all(np.isfinite(d))):
@@ -120,7 +120,7 @@ def _curve_fit(
 def fit_texture(rates: Sequence[float], distortions: Sequence[float], maxfev: int = 20000) -> Fit:
     """Fit D_t = a1 e^(b1 R_t) to per-QP1 (rate, MSE) points."""
     r, d = np.asarray(rates, dtype=np.float64), np.asarray(distortions, dtype=np.float64)
-    why = _check_points("texture", r, d, 2)
+    why = _check_points(r, d, 2)
     if why:
         return Fit("texture", False, n_points=int(r.size), reason=why)
     starts: list[tuple[float, float]] = []
@@ -139,7 +139,7 @@ def fit_texture(rates: Sequence[float], distortions: Sequence[float], maxfev: in
 def fit_feature(rates: Sequence[float], distortions: Sequence[float], maxfev: int = 20000) -> Fit:
     """Fit D_f = a2 e^(b2 R_f) + c2 e^(d2 R_f) (a2, c2 >= 0) to per-QP2 (rate, error rate) points."""
     r, d = np.asarray(rates, dtype=np.float64), np.asarray(distortions, dtype=np.float64)
-    why = _check_points("feature", r, d, 4)
+    why = _check_points(r, d, 4)
     if why:
         return Fit("feature", False, n_points=int(r.size), reason=why)
     span = float(np.ptp(r)) or 1.0
