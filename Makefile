@@ -9,11 +9,13 @@ SMOKE_DIR ?= build/smoke
 .PHONY: setup system-deps repro lint test smoke server clean-smoke
 
 # Python deps: created/updated only when pyproject.toml or constraints.txt change.
+# facenet-pytorch (MTCNN, weights bundled) goes in with --no-deps: its torch<2.3 / Pillow<10.3 pins are too old.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -c constraints.txt torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install -c constraints.txt -e '.[dev,offline]'
+	$(BIN)/python -m pip install --no-deps facenet-pytorch==2.6.0
 	@touch $@
 
 # System tools: ffmpeg (libx265) and OpenJPEG for the conventional codecs.

@@ -83,6 +83,32 @@ def align_lfw(params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"align_lfw: {m['aligned']} faces aligned ({m['no_face_fallback']} from the no-face fallback)")
 
 
+@app.command("detect-lfw-mtcnn")
+@friendly
+def detect_lfw_mtcnn(params: ParamsOpt = Path("params.yaml")) -> None:
+    """MTCNN (facenet-pytorch, offline) + the centre heuristic on every LFW image (its own detections)."""
+    from cdfv.detect.stage import run_detect_lfw_mtcnn
+
+    m = run_detect_lfw_mtcnn(load_params(params))
+    typer.echo(f"detect_lfw_mtcnn: {m['ok']} ok, {m['no_face']} no_face, {m['unreadable']} unreadable")
+
+
+@app.command("align-lfw-mtcnn")
+@friendly
+def align_lfw_mtcnn(
+    reference: Annotated[str, typer.Argument(help="reference set in align.references, e.g. sphereface_96x112")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Similarity-transform alignment of the MTCNN landmarks to a 5-point template (e.g. 96x112)."""
+    from cdfv.align.stage import run_align_lfw_mtcnn
+
+    m = run_align_lfw_mtcnn(load_params(params), reference)
+    typer.echo(
+        f"align_lfw_mtcnn {reference}: {m['aligned']} faces {m['width']}x{m['height']} "
+        f"({m['no_face_fallback']} from the no-face fallback), landmark RMS {m['landmark_rms_px']} px"
+    )
+
+
 @app.command("encode-lfw")
 @friendly
 def encode_lfw(
@@ -239,6 +265,84 @@ def complexity(params: ParamsOpt = Path("params.yaml")) -> None:
             f"{name:32s} {r['gmac']:6.2f} GMAC ({r['gmac_paper_convention']:6.2f} paper)  "
             f"{ms} ms/pair network only, {e2e} end-to-end  {r['device']}"
         )
+
+
+# ---- Li et al. 2019: joint texture + feature coding, TFQI bit allocation (docs/tfqi.md) ----------
+QpArg = Annotated[int, typer.Argument(help="quantisation parameter of the grid (tfqi.texture_qps / tfqi.feature.qps)")]
+
+
+@app.command("tfqi-faces")
+@friendly
+def tfqi_faces(params: ParamsOpt = Path("params.yaml")) -> None:
+    """The 160x160 crops of every LFW View-2 pair image (detection box + margin, resized)."""
+    from cdfv.tfqi.stage import run_tfqi_faces
+
+    s = run_tfqi_faces(load_params(params))
+    typer.echo(f"tfqi_faces: {s['cropped']} of {s['images']} crops ({s['from_fallback_box']} from a fallback box)")
+
+
+@app.command("tfqi-embed")
+@friendly
+def tfqi_embed(params: ParamsOpt = Path("params.yaml")) -> None:
+    """The L2-normalised deep feature of every lossless crop (FaceNet or dlib) and its LFW accuracy."""
+    from cdfv.tfqi.stage import run_tfqi_embed
+
+    s = run_tfqi_embed(load_params(params))
+    typer.echo(f"tfqi_embed: {s['images']} {s['extractor']} features ({s['dim']}-d), accuracy {s['accuracy']:.4f}")
+
+
+@app.command("tfqi-texture")
+@friendly
+def tfqi_texture(qp: QpArg, params: ParamsOpt = Path("params.yaml")) -> None:
+    """HEVC intra of every crop at QP1; D1 = MSE; texture-only accuracy of the decoded crops."""
+    from cdfv.tfqi.stage import run_tfqi_texture
+
+    s = run_tfqi_texture(load_params(params), qp)
+    typer.echo(
+        f"tfqi_texture QP{qp}: {s['bpp']:.4f} bpp, MSE {s['mse']:.2f}, texture-only accuracy {s['accuracy']:.4f}"
+    )
+
+
+@app.command("tfqi-feature")
+@friendly
+def tfqi_feature(qp: QpArg, params: ParamsOpt = Path("params.yaml")) -> None:
+    """Quantise at QP2, range-code, decode every feature; D2 = 1 - accuracy of the decoded features."""
+    from cdfv.tfqi.stage import run_tfqi_feature
+
+    s = run_tfqi_feature(load_params(params), qp)
+    typer.echo(f"tfqi_feature QP{qp}: {s['bpp']:.5f} bpp, accuracy {s['accuracy']:.4f}")
+
+
+@app.command("tfqi-fit")
+@friendly
+def tfqi_fit(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Fit D_t = a1 e^(b1 R_t) and D_f = a2 e^(b2 R_f) + c2 e^(d2 R_f) to the measured points."""
+    from cdfv.tfqi.stage import run_tfqi_fit
+
+    r = run_tfqi_fit(load_params(params))
+    typer.echo(f"tfqi_fit: texture {r['texture']['status']}, feature {r['feature']['status']}")
+
+
+@app.command("tfqi-allocate")
+@friendly
+def tfqi_allocate(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Working-condition bit allocation vs the brute-force (QP1, QP2) grid at every budget and w1."""
+    from cdfv.tfqi.stage import run_tfqi_allocate
+
+    r = run_tfqi_allocate(load_params(params))
+    for key, s in r["summary"].items():
+        lost = "–" if s["max_tfqi_lost"] is None else f"{s['max_tfqi_lost']:.4f}"
+        typer.echo(f"tfqi_allocate {key}: {s['budgets']} budgets, max TFQI lost by the model {lost}")
+
+
+@app.command("tfqi-report")
+@friendly
+def tfqi_report(params: ParamsOpt = Path("params.yaml")) -> None:
+    """reports/table_tfqi.md (ours beside the paper's), the figure and the rate-TFQI / rate-accuracy CSVs."""
+    from cdfv.tfqi.stage import run_tfqi_report
+
+    out = run_tfqi_report(load_params(params))
+    typer.echo(f"tfqi_report: {out['table']}, {out['figure']}")
 
 
 @app.command("workspace")

@@ -107,16 +107,99 @@ class RetinaFaceParams(_Strict):
     batch_size: int = Field(8, ge=1, description="images per network call (equal-size images only)")
 
 
+class MtcnnParams(_Strict):
+    """MTCNN (facenet-pytorch, weights bundled: offline) — Bian et al.'s detector; stage ``detect_lfw_mtcnn``."""
+
+    # O-Net probabilities: the walk-down of the centre heuristic (its lowest value is O-Net's threshold)
+    thresholds: ThresholdSchedule = ThresholdSchedule(start=0.995, stop=0.7, step=0.005)
+    stage_thresholds: tuple[float, float] = Field(
+        (0.6, 0.7), description="P-Net and R-Net thresholds (facenet-pytorch defaults)"
+    )
+    min_face_size: int = Field(20, ge=8, description="pixels; sets the smallest pyramid scale")
+    factor: float = Field(0.709, gt=0, lt=1, description="image-pyramid scale step")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    batch_size: int = Field(16, ge=1, description="equal-size images per cascade call")
+
+    @field_validator("stage_thresholds")
+    @classmethod
+    def _unit(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 < t < 1 for t in v):
+            raise ValueError("P-Net / R-Net thresholds must lie in (0, 1)")
+        return v
+
+
 class DetectParams(_Strict):
     """Detection + centre heuristic (thesis §5.4)."""
 
-    backend: Literal["retinaface", "dlib"] = "retinaface"
+    backend: Literal["retinaface", "dlib", "mtcnn"] = "retinaface"
     thresholds: ThresholdSchedule = ThresholdSchedule()
     fallback: Literal["whole_image", "centre_crop"] = "whole_image"
     fallback_fraction: float = Field(0.6, gt=0, le=1, description="centre_crop: side as a fraction of min(W, H)")
     retinaface: RetinaFaceParams = RetinaFaceParams()
     dlib: DlibDetectParams = DlibDetectParams()
+    mtcnn: MtcnnParams = MtcnnParams()
     chunk_size: int = Field(64, ge=1, description="images per task / progress update")
+
+
+#: 5-point alignment templates (x, y in output pixels; subject's right eye, left eye, nose, right and
+#: left mouth corner). ``sphereface_96x112``: the SphereFace / CosFace reference of the 96x112 crops Bian
+#: et al. evaluate on; ``arcface_112x112``: the same points shifted 8 px right (insightface's 112x112
+#: template, the alignment of the pre-aligned VGGFace2 / MS1M releases); ``facenet_160x160``: the
+#: 112x112 template scaled by 160/112 (insightface's rule for other sizes), for 160x160 crops.
+REFERENCE_SETS: dict[str, dict[str, Any]] = {
+    "sphereface_96x112": {
+        "width": 96,
+        "height": 112,
+        "points": [
+            (30.2946, 51.6963),
+            (65.5318, 51.5014),
+            (48.0252, 71.7366),
+            (33.5493, 92.3655),
+            (62.7299, 92.2041),
+        ],
+    },
+    "arcface_112x112": {
+        "width": 112,
+        "height": 112,
+        "points": [
+            (38.2946, 51.6963),
+            (73.5318, 51.5014),
+            (56.0252, 71.7366),
+            (41.5493, 92.3655),
+            (70.7299, 92.2041),
+        ],
+    },
+    "facenet_160x160": {
+        "width": 160,
+        "height": 160,
+        "points": [
+            (38.2946 * 160 / 112, 51.6963 * 160 / 112),
+            (73.5318 * 160 / 112, 51.5014 * 160 / 112),
+            (56.0252 * 160 / 112, 71.7366 * 160 / 112),
+            (41.5493 * 160 / 112, 92.3655 * 160 / 112),
+            (70.7299 * 160 / 112, 92.2041 * 160 / 112),
+        ],
+    },
+}
+
+
+class ReferenceSet(_Strict):
+    """A 5-point template for the similarity-transform alignment and the size of the aligned face."""
+
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    points: list[tuple[float, float]] = Field(description="5 (x, y): right eye, left eye, nose, mouth right, left")
+
+    @model_validator(mode="after")
+    def _valid(self) -> ReferenceSet:
+        if len(self.points) != 5:
+            raise ValueError(f"points: need 5 landmarks, got {len(self.points)}")
+        for x, y in self.points:
+            if not (0 <= x < self.width and 0 <= y < self.height):
+                raise ValueError(f"point ({x}, {y}) outside the {self.width}x{self.height} face")
+        if not self.points[0][0] < self.points[1][0]:
+            raise ValueError("the subject's right eye (first point) must lie left of the left eye (second)")
+        return self
 
 
 class AlignParams(_Strict):
@@ -130,6 +213,23 @@ class AlignParams(_Strict):
     )
     contact_sheet: int = Field(16, ge=1, description="faces on reports/figures/align_contact_sheet.png")
     seed: int = 0
+    # similarity-transform alignment of MTCNN landmarks (cdfv/align/similarity.py; stage align_lfw_mtcnn@<set>)
+    references: dict[str, ReferenceSet] = Field(
+        default_factory=lambda: {k: ReferenceSet(**v) for k, v in REFERENCE_SETS.items()},
+        description="named 5-point templates (project landmark order) and their output size",
+    )
+    mtcnn_sets: list[str] = Field(
+        default_factory=lambda: ["sphereface_96x112"], description="align_lfw_mtcnn@<set> matrix (keys of references)"
+    )
+
+    @model_validator(mode="after")
+    def _sets_known(self) -> AlignParams:
+        unknown = [n for n in self.mtcnn_sets if n not in self.references]
+        if unknown:
+            raise ValueError(f"mtcnn_sets {unknown} not in align.references ({sorted(self.references)})")
+        if len(set(self.mtcnn_sets)) != len(self.mtcnn_sets):
+            raise ValueError("mtcnn_sets: duplicate names")
+        return self
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,6 +591,119 @@ class EvalParams(_Strict):
 
 
 # --------------------------------------------------------------------------------------------
+# Joint texture + deep-feature coding with TFQI bit allocation (Li et al. 2019)
+# --------------------------------------------------------------------------------------------
+def _qp_grid(qps: list[int]) -> list[int]:
+    """A QP grid: HEVC QPs 0..51, each once, ascending (stage names ``tfqi_*@<QP>``)."""
+    if not qps:
+        raise ValueError("needs at least one QP")
+    bad = [q for q in qps if not 0 <= q <= 51]
+    if bad:
+        raise ValueError(f"QPs {bad} outside the HEVC range 0..51")
+    if len(set(qps)) != len(qps):
+        raise ValueError("duplicate QPs")
+    if qps != sorted(qps):
+        raise ValueError("list the QPs in ascending order")
+    return qps
+
+
+_QpGrid = Annotated[list[int], AfterValidator(_qp_grid)]
+
+
+class TfqiFacesParams(_Strict):
+    """``tfqi_faces``: the 160x160 face crops both streams code (Li et al. §IV-A: MTCNN, 160x160), made from
+    the MTCNN detections of ``detect_lfw_mtcnn``."""
+
+    crop: Literal["box", "similarity"] = Field(
+        "box",
+        description="box: the MTCNN box + margin resized (the paper: 'cropped and resized by MTCNN') | "
+        "similarity: the 5 landmarks warped onto align.references[reference]",
+    )
+    size: int = Field(160, gt=0, description="crop side (paper: 160, FaceNet's input); similarity: = the template's")
+    margin: int = Field(
+        32, ge=0, description="box crop: pixels of the output crop added around the detection box (FaceNet: 32)"
+    )
+    reference: str = Field("facenet_160x160", description="similarity crop: key of align.references (square, size)")
+    interpolation: Literal["nearest", "bilinear", "bicubic", "area", "lanczos"] = Field(
+        "area", description="resampling of the crop"
+    )
+
+    @model_validator(mode="after")
+    def _margin(self) -> TfqiFacesParams:
+        if self.margin >= self.size:
+            raise ValueError(f"margin {self.margin} must be smaller than size {self.size}")
+        return self
+
+
+class TfqiFeatureParams(_Strict):
+    """The deep feature stream (Li et al. §II): embedding of the lossless crop, L2-normalised,
+    scalar-quantised with Q_step = 2^((QP2 - 4)/6 - 10), l = floor(c / Q_step), range-coded."""
+
+    extractor: Literal["facenet", "dlib"] = Field(
+        "facenet", description="facenet (the paper's; facenet-pytorch InceptionResnetV1, weights file) | dlib (offline)"
+    )
+    facenet_weights: str | None = Field(
+        None,
+        description="InceptionResnetV1 VGGFace2 state dict; null = $TORCH_HOME/checkpoints/20180402-114759-vggface2.pt",
+    )
+    qps: _QpGrid = Field(
+        default_factory=lambda: [4, 10, 16, 22, 27, 32, 37, 42, 47, 51],
+        description="QP2 grid: one tfqi_feature@<QP> stage each",
+    )
+    device: str = Field("auto", pattern=_DEVICE)
+    batch_size: int = Field(32, ge=1, description="crops per embedding batch")
+
+
+class TfqiFitParams(_Strict):
+    """``tfqi_fit``: scipy ``curve_fit`` of D_t = a1 e^(b1 R_t) and D_f = a2 e^(b2 R_f) + c2 e^(d2 R_f)."""
+
+    maxfev: int = Field(20000, ge=100, description="curve_fit function evaluations")
+
+
+class TfqiParams(_Strict):
+    """Li et al. 2019 (stages ``tfqi_faces``, ``tfqi_embed``, ``tfqi_texture@<QP1>``, ``tfqi_feature@<QP2>``,
+    ``tfqi_fit``, ``tfqi_allocate``, ``tfqi_report``): TFQI = -log10(w1 D1 + w2 D2), w2 = 1 - w1."""
+
+    faces: TfqiFacesParams = TfqiFacesParams()
+    texture_qps: _QpGrid = Field(
+        default_factory=lambda: [22, 27, 32, 37, 42, 47, 51],
+        description="QP1 grid (paper §IV-A): one tfqi_texture@<QP> stage each, HEVC intra (encode.hevc)",
+    )
+    feature: TfqiFeatureParams = TfqiFeatureParams()
+    w1: list[float] = Field(
+        default_factory=lambda: [0.001, 0.01, 0.1],
+        description="texture weights w1 in (0, 1); w2 = 1 - w1. The first is the one of the declared metrics/plots",
+    )
+    n_budgets: int = Field(
+        12, ge=1, description="rate budgets R_c log-spaced over the joint scheme's rate range (grid min to max)"
+    )
+    budgets: list[float] = Field(
+        default_factory=list, description="extra rate budgets R_c (bpp over the crop) beside the log-spaced ones"
+    )
+    fit: TfqiFitParams = TfqiFitParams()
+
+    @field_validator("w1")
+    @classmethod
+    def _weights(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("needs at least one weight")
+        bad = [w for w in v if not 0.0 < w < 1.0]
+        if bad:
+            raise ValueError(f"weights {bad} outside (0, 1): w1 + w2 = 1 with both > 0")
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate weights")
+        return v
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets(cls, v: list[float]) -> list[float]:
+        bad = [b for b in v if not b > 0]
+        if bad:
+            raise ValueError(f"budgets {bad} must be > 0 bpp")
+        return v
+
+
+# --------------------------------------------------------------------------------------------
 # Parsing helpers
 # --------------------------------------------------------------------------------------------
 def _fmt_loc(loc: tuple[Any, ...]) -> str:
@@ -521,6 +734,24 @@ class Params(_Strict):
     train: TrainParams = TrainParams()
     complexity: ComplexityParams = ComplexityParams()
     eval: EvalParams = EvalParams()
+    tfqi: TfqiParams = TfqiParams()
+
+    @model_validator(mode="after")
+    def _tfqi_reference(self) -> Params:
+        f = self.tfqi.faces
+        if f.crop != "similarity":
+            return self
+        ref = self.align.references.get(f.reference)
+        if ref is None:
+            raise ValueError(
+                f"tfqi.faces.reference: {f.reference!r} is not in align.references {sorted(self.align.references)}"
+            )
+        if (ref.width, ref.height) != (f.size, f.size):
+            raise ValueError(
+                f"tfqi.faces.reference {f.reference!r} is {ref.width}x{ref.height}, but tfqi.faces.size is {f.size}: "
+                "the similarity crop is the template's size"
+            )
+        return self
 
     @model_validator(mode="after")
     def _enough_variants(self) -> Params:

@@ -38,6 +38,26 @@ DETECT_LFW_METRICS = METRICS / "detect_lfw.json"
 ALIGN_LFW_METRICS = METRICS / "align_lfw.json"
 ALIGN_CONTACT_SHEET = FIGURES / "align_contact_sheet.png"
 
+# --- MTCNN detection + similarity-transform alignment (detect_lfw_mtcnn, align_lfw_mtcnn@<set>) -----
+LFW_MTCNN = LFW_INTERIM / "mtcnn"
+LFW_MTCNN_DETECTIONS = LFW_MTCNN / "detections.parquet"
+DETECT_LFW_MTCNN_METRICS = METRICS / "detect_lfw_mtcnn.json"
+ALIGN_LFW_MTCNN_METRICS = METRICS / "align_lfw_mtcnn"
+
+
+def mtcnn_faces_dir(reference: str) -> Path:
+    """``data/interim/lfw/mtcnn/<reference set>``: faces.parquet + faces/<image_id>.png (align_lfw_mtcnn@)."""
+    return LFW_MTCNN / reference
+
+
+def mtcnn_faces_index(reference: str) -> Path:
+    return mtcnn_faces_dir(reference) / "faces.parquet"
+
+
+def align_mtcnn_json(reference: str) -> Path:
+    return ALIGN_LFW_MTCNN_METRICS / f"{reference}.json"
+
+
 # --- codecs on aligned faces (encode_lfw@<codec>: pipelines B2 and C) ---------------------------
 LFW_PROCESSED = PROCESSED / "lfw"
 RATE_METRICS = METRICS / "rate"
@@ -159,3 +179,47 @@ def eval_dir(model: str) -> Path:
 def eval_json(model: str) -> Path:
     """Metrics of one solution for ``dvc metrics diff``."""
     return EVAL_METRICS / f"{model}.json"
+
+
+# --- joint texture + feature coding, TFQI (Li et al. 2019; tfqi_* stages) -----------------------
+TFQI = PROCESSED / "tfqi"
+TFQI_FACES_DIR = TFQI / "faces"  # <image_id>.png, 160x160 crops (tfqi_faces)
+TFQI_FACES = TFQI / "faces.parquet"
+TFQI_EMBEDDINGS = TFQI / "embeddings.parquet"  # features of the lossless crops (tfqi_embed)
+TFQI_METRICS = METRICS / "tfqi"  # declared metrics: the few numbers compared across experiments
+TFQI_EMBED_JSON = TFQI_METRICS / "embed.json"
+TFQI_FIT_JSON = TFQI_METRICS / "fit.json"
+TFQI_ALLOCATE_JSON = TFQI_METRICS / "allocate.json"
+TFQI_REPORTS = REPORTS / "tfqi"
+TFQI_FIT_RECORD = TFQI_REPORTS / "fit.json"  # fits, R², statuses, points, the paper's fits (tfqi_fit output)
+TFQI_ALLOCATION = TFQI_REPORTS / "allocation.csv"  # one row per (w1, budget): model vs grid vs texture-only
+TFQI_ALLOCATION_RECORD = TFQI_REPORTS / "allocation.json"  # the same rows + per-w1 summaries
+TFQI_DETAILS = TFQI_REPORTS / "details"  # undeclared: counts, timings, settings of each stage run
+TFQI_PLOTS = PLOTS / "tfqi"  # joint_model.csv, joint_grid.csv, texture_only.csv, feature_only.csv
+TFQI_FIGURE = FIGURES / "tfqi.png"
+TFQI_TABLE = REPORTS / "table_tfqi.md"
+
+
+def tfqi_texture_dir(qp: int) -> Path:
+    """``data/processed/tfqi/texture/QP<qp>``: index.parquet, bitstreams/, decoded/, embeddings.parquet."""
+    return TFQI / "texture" / f"QP{qp}"
+
+
+def tfqi_feature_dir(qp: int) -> Path:
+    """``data/processed/tfqi/feature/QP<qp>``: index.parquet (bitstreams, levels, decoded features)."""
+    return TFQI / "feature" / f"QP{qp}"
+
+
+def tfqi_texture_json(qp: int) -> Path:
+    """Declared metrics of ``tfqi_texture@<qp>`` (rate, MSE, texture-only accuracy)."""
+    return TFQI_METRICS / "texture" / f"QP{qp}.json"
+
+
+def tfqi_feature_json(qp: int) -> Path:
+    """Declared metrics of ``tfqi_feature@<qp>`` (rate, accuracy on decoded features)."""
+    return TFQI_METRICS / "feature" / f"QP{qp}.json"
+
+
+def tfqi_details(stage: str) -> Path:
+    """Undeclared details of one tfqi stage run (``embed``, ``texture/QP22``, ``feature/QP4`` ...)."""
+    return TFQI_DETAILS / f"{stage}.json"

@@ -171,3 +171,55 @@ LFW_FULL_INDEX = pa.schema(
         ("decoded", pa.string()),  # decoded image cropped back to the original size (PNG)
     ]
 )
+
+# --- joint texture + feature coding, TFQI (Li et al. 2019) ----------------------------------------
+#: data/processed/tfqi/faces.parquet — one row per LFW image of the View-2 pairs (stage tfqi_faces).
+TFQI_FACES = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("identity", pa.string()),
+        ("status", pa.string()),  # ok | no_face (cropped from the detector's fallback box) | unreadable (path null)
+        ("path", pa.string()),  # size x size RGB PNG relative to the workspace root
+        ("x1", pa.float32()),  # source-image window that was resized to the crop (box + margin, clipped)
+        ("y1", pa.float32()),
+        ("x2", pa.float32()),
+        ("y2", pa.float32()),
+        ("sha256", pa.string()),  # of the PNG
+    ]
+)
+
+#: data/processed/tfqi/embeddings.parquet (lossless crops, tfqi_embed) and
+#: data/processed/tfqi/texture/QP<qp>/embeddings.parquet (decoded texture, the texture-only scheme).
+TFQI_EMBEDDINGS = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("embedding", pa.list_(pa.float32())),  # L2-normalised
+    ]
+)
+
+#: data/processed/tfqi/texture/QP<qp>/index.parquet — HEVC intra of each crop (tfqi_texture@<qp>).
+TFQI_TEXTURE_INDEX = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("qp", pa.int16()),
+        ("bytes", pa.int32()),  # the access unit (parameter sets included)
+        ("bpp", pa.float64()),  # 8 * bytes / crop pixels
+        ("mse", pa.float64()),  # D1: RGB, 8-bit scale, decoded vs lossless crop
+        ("psnr", pa.float64()),
+        ("bitstream", pa.string()),  # path relative to the workspace root
+        ("decoded", pa.string()),
+    ]
+)
+
+#: data/processed/tfqi/feature/QP<qp>/index.parquet — the coded feature of each crop (tfqi_feature@<qp>).
+TFQI_FEATURE_INDEX = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("qp", pa.int16()),
+        ("bytes", pa.int32()),  # whole feature bitstream (1-byte QP header + range-coder words)
+        ("bpp", pa.float64()),  # 8 * bytes / crop pixels
+        ("bitstream", pa.binary()),
+        ("levels", pa.list_(pa.int32())),  # l = floor(c / Q_step), as entropy-decoded from the bitstream
+        ("decoded", pa.list_(pa.float32())),  # (l + 1/2) Q_step
+    ]
+)

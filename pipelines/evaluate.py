@@ -11,6 +11,10 @@ artifact. Deployment ``eval-lfw`` (``pipelines/prefect.yaml``) runs it on a proc
   so a scheduled evaluation never launches training by accident.
 * ``upstream=True``: ``dvc repro <targets>`` also (re)builds whatever is missing or stale upstream.
 
+Li et al.'s joint texture + feature coding is evaluated by the deployment too: its ``tfqi_*`` stages
+(crops, both streams at every QP, fits, allocation, its report) run after the ``eval_lfw_*`` stages, in
+``dvc.yaml`` order (which is their dependency order), and ``reports/table_tfqi.md`` joins the artifact.
+
 DVC lock contention and similar transient errors are retried; a failing stage fails the
 flow run (non-zero final state) with DVC's own error output in the message.
 """
@@ -31,6 +35,7 @@ from cdfv import paths
 
 EVAL_PREFIX = "eval_lfw_"  # eval_lfw_{dlib,resnet50}_anchor, eval_lfw_{dlib,resnet50,cresnet39}@<codec>
 REPORT_STAGE = "report"
+TFQI_PREFIX = "tfqi_"  # Li et al.: tfqi_faces, tfqi_embed, tfqi_texture@, tfqi_feature@, tfqi_fit, ..., tfqi_report
 ARTIFACT_KEY = "eval-lfw-metrics"
 TRANSIENT_MARKERS = (
     "Unable to acquire lock",
@@ -71,13 +76,14 @@ def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def default_targets(workspace: Path) -> list[str]:
-    """Every ``eval_lfw_*`` stage the workspace's params define, then ``report``."""
+    """Every ``eval_lfw_*`` stage the workspace's params define, then ``report``, then the ``tfqi_*`` stages."""
     from dvc.repo import Repo
 
     with contextlib.chdir(workspace), Repo(".") as repo:  # DVC addresses stages relative to the cwd
         names = [s.addressing for s in repo.index.stages]
     evals = [n for n in names if n.startswith(EVAL_PREFIX)]
-    return [*evals, *([REPORT_STAGE] if REPORT_STAGE in names else [])]
+    tfqi = [n for n in names if n.startswith(TFQI_PREFIX)]  # dvc.yaml order = dependency order
+    return [*evals, *([REPORT_STAGE] if REPORT_STAGE in names else []), *tfqi]
 
 
 def missing_upstream(workspace: Path, targets: list[str]) -> dict[str, list[str]]:
@@ -154,9 +160,9 @@ def publish_metrics(workspace: str) -> str:
     if not results:
         raise StageFailed(f"no metrics in {Path(workspace) / paths.EVAL_METRICS}: did the eval_lfw stages run?")
     markdown = "# LFW verification (eval-lfw)\n\n" + metrics_table_markdown(results)
-    table7 = Path(workspace) / paths.TABLE7
-    if table7.is_file():
-        markdown += "\n\n" + table7.read_text()
+    for table in (paths.TABLE7, paths.TFQI_TABLE):
+        if (Path(workspace) / table).is_file():
+            markdown += "\n\n" + (Path(workspace) / table).read_text()
     create_markdown_artifact(markdown=markdown, key=ARTIFACT_KEY, description="LFW View-2 verification metrics")
     return markdown
 

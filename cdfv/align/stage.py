@@ -11,6 +11,10 @@ previous output intact.
 ``encode_lfw_full@<codec>`` through the same crop / eye-levelling / resize / pad, with the detections
 made on the ORIGINAL images, so the codec changes the pixels, never the geometry.
 
+``align_lfw_mtcnn@<set>`` (Bian et al. §3.2) maps the MTCNN landmarks of ``detect_lfw_mtcnn`` onto a
+5-point template of ``align.references`` by a least-squares similarity transform
+(:mod:`cdfv.align.similarity`): 96x112 SphereFace/CosFace faces for ``sphereface_96x112``.
+
 :func:`align_records` is the chunk-level worker the Prefect flow fans out over.
 """
 
@@ -30,7 +34,7 @@ from tqdm import tqdm
 from cdfv import paths, schemas
 from cdfv.align.geometry import align_face
 from cdfv.chunks import ChunkMapper, chunked, map_sequential
-from cdfv.config import AlignParams, Params
+from cdfv.config import AlignParams, Params, ParamsError
 from cdfv.detect.base import LANDMARK_COLUMNS, landmarks_of
 from cdfv.io import (
     atomic_path,
@@ -175,3 +179,103 @@ def run_align_lfw_full(params: Params, codec_name: str, root: str | os.PathLike[
         "faces": sum(r["path"] is not None for r in rows),
         "no_face_fallback": sum(r["status"] == "no_face" for r in rows),
     }
+
+
+def align_mtcnn_records(
+    dets: Sequence[dict[str, Any]],
+    image_paths: dict[str, str],
+    ref_name: str,
+    params: AlignParams,
+    out_dir: Path,
+    root: Path = Path("."),
+) -> list[dict[str, Any]]:
+    """Similarity-align each detection's image to template ``ref_name``; write PNGs; return faces rows.
+
+    ``no_face`` rows are aligned from their fallback box (:func:`cdfv.align.similarity.box_landmarks`).
+    Row ``path`` values point at the final folder (``paths.mtcnn_faces_dir(ref_name)/faces``).
+    """
+    from cdfv.align.similarity import align_to_reference, box_landmarks
+
+    ref = params.references[ref_name]
+    final = paths.mtcnn_faces_dir(ref_name) / "faces"
+    rows: list[dict[str, Any]] = []
+    for det in dets:
+        row: dict[str, Any] = {name: None for name in schemas.LFW_FACES.names}
+        row.update(image_id=det["image_id"], identity=det["identity"], status=det["status"], fallback=det["fallback"])
+        if det["status"] == "unreadable":
+            rows.append(row)
+            continue
+        image = read_rgb(root / image_paths[det["image_id"]])
+        lm = landmarks_of(det)
+        if lm is None:
+            lm = box_landmarks((det["x1"], det["y1"], det["x2"], det["y2"]), ref)
+        a = align_to_reference(image, lm, ref, params.interpolation)
+        png = encode_png(a.image)
+        target = out_dir / f"{det['image_id']}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(png)
+        row.update(
+            path=str(final / f"{det['image_id']}.png"),
+            pad_top=0,
+            pad_bottom=0,
+            pad_left=0,
+            pad_right=0,
+            angle=a.angle,
+            sha256=sha256_bytes(png),
+            **dict(zip(LANDMARK_COLUMNS, a.landmarks.reshape(-1).tolist())),
+        )
+        row["_residual"] = a.residual if det["status"] == "ok" else None
+        rows.append(row)
+    return rows
+
+
+def run_align_lfw_mtcnn(
+    params: Params, ref_name: str, root: Path = Path("."), map_chunks: ChunkMapper | None = None
+) -> dict[str, Any]:
+    """Stage ``align_lfw_mtcnn@<ref_name>``: MTCNN landmarks → least-squares similarity → template-size faces."""
+    ap: AlignParams = params.align
+    if ref_name not in ap.references:
+        raise ParamsError(f"reference set {ref_name!r} is not in align.references ({sorted(ap.references)})")
+    ref = ap.references[ref_name]
+    images = read_parquet(root / paths.LFW_IMAGES, "LFW image index", stage="ingest_lfw").to_pylist()
+    dets = read_parquet(root / paths.LFW_MTCNN_DETECTIONS, "LFW MTCNN detections", stage="detect_lfw_mtcnn").to_pylist()
+    image_paths = {r["image_id"]: r["path"] for r in images}
+    missing = [d["image_id"] for d in dets if d["image_id"] not in image_paths]
+    if missing:
+        raise FileNotFoundError(
+            f"{root / paths.LFW_MTCNN_DETECTIONS}: {len(missing)} image(s) not in images.parquet (e.g. {missing[0]}); "
+            "it is stale: run `dvc repro detect_lfw_mtcnn`."
+        )
+    out = paths.mtcnn_faces_dir(ref_name)
+    t0 = time.perf_counter()
+    with atomic_path(root / out) as tmp:
+        tmp.mkdir(parents=True)
+        worker = functools.partial(
+            align_mtcnn_records, image_paths=image_paths, ref_name=ref_name, params=ap, out_dir=tmp / "faces", root=root
+        )
+        chunks = chunked(dets, params.detect.chunk_size)
+        results = (
+            map_sequential(worker, chunks, desc=f"align {ref_name}")
+            if map_chunks is None
+            else map_chunks(worker, chunks)
+        )
+        rows = [r for chunk_rows in results for r in chunk_rows]
+        residuals = [r.pop("_residual") for r in rows if "_residual" in r]
+        seconds = time.perf_counter() - t0
+        write_faces(rows, tmp / "faces.parquet")
+    aligned = sum(r["path"] is not None for r in rows)
+    ok_res = [v for v in residuals if v is not None]
+    metrics = {
+        "reference": ref_name,
+        "width": ref.width,
+        "height": ref.height,
+        "images": len(rows),
+        "aligned": aligned,
+        "no_face_fallback": sum(r["status"] == "no_face" for r in rows),
+        "unreadable": sum(r["status"] == "unreadable" for r in rows),
+        "landmark_rms_px": round(float(sum(ok_res) / len(ok_res)), 3) if ok_res else None,
+        "ms_per_image": round(1000 * seconds / aligned, 3) if aligned else None,
+    }
+    write_json_atomic(root / paths.align_mtcnn_json(ref_name), metrics)
+    log.info("align_lfw_mtcnn %s: %s", ref_name, metrics)
+    return metrics

@@ -1,7 +1,8 @@
 """Face detection: backends behind one interface + the paper's centre heuristic.
 
 ``make_detector(params.detect, cache_dir)`` builds the configured backend; ``schedule(params.detect)``
-gives its threshold walk-down (RetinaFace: 0.985 → 0.7 by 0.005; dlib: its own score scale).
+gives its threshold walk-down (RetinaFace: 0.985 → 0.7 by 0.005; dlib: its own score scale; MTCNN:
+O-Net probabilities, ``detect.mtcnn.thresholds``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ __all__ = [
 
 def schedule(params: DetectParams) -> ThresholdSchedule:
     """The threshold schedule of the configured backend."""
-    return params.dlib.thresholds if params.backend == "dlib" else params.thresholds
+    if params.backend == "dlib":
+        return params.dlib.thresholds
+    if params.backend == "mtcnn":
+        return params.mtcnn.thresholds
+    return params.thresholds
 
 
 def make_detector(params: DetectParams, cache_dir: Path | None = None) -> Detector:
@@ -52,5 +57,16 @@ def make_detector(params: DetectParams, cache_dir: Path | None = None) -> Detect
             allow_upscaling=r.allow_upscaling,
             device=r.device,
             batch_size=r.batch_size,
+        )
+    if params.backend == "mtcnn":
+        from cdfv.detect.mtcnn_backend import MtcnnDetector
+
+        m = params.mtcnn
+        return MtcnnDetector(
+            min_face_size=m.min_face_size,
+            stage_thresholds=m.stage_thresholds,
+            factor=m.factor,
+            device=m.device,
+            batch_size=m.batch_size,
         )
     raise ValueError(f"unknown detect.backend {params.backend!r}")  # pragma: no cover (validated)

@@ -183,14 +183,21 @@ def detect_chunk(
     """Chunk worker: detection rows + the number of network forward passes it used."""
     detector = cached_detector(params, cache_dir)
     before = detector.forward_passes
-    bs = params.retinaface.batch_size if params.backend == "retinaface" else 1
+    bs = {"retinaface": params.retinaface.batch_size, "mtcnn": params.mtcnn.batch_size}.get(params.backend, 1)
     rows = detect_records(records, detector, params, root, batch_size=bs)
     return rows, detector.forward_passes - before
 
 
-def run_detect_lfw(params: Params, root: Path = Path("."), map_chunks: ChunkMapper | None = None) -> dict[str, Any]:
-    """The ``detect_lfw`` stage. Returns the metrics it wrote."""
-    dp: DetectParams = params.detect
+def run_detect_lfw(
+    params: Params,
+    root: Path = Path("."),
+    map_chunks: ChunkMapper | None = None,
+    detect: DetectParams | None = None,
+    out: Path = paths.LFW_DETECTIONS,
+    metrics_out: Path = paths.DETECT_LFW_METRICS,
+) -> dict[str, Any]:
+    """The ``detect_lfw`` stage; returns its metrics. ``detect``/``out``/``metrics_out``: another backend's stage."""
+    dp: DetectParams = detect or params.detect
     records = load_image_records(root)
     cached_detector(dp, params.cache_path)  # fail fast (weights, models) before any work
     chunks = chunked(records, dp.chunk_size)
@@ -203,9 +210,20 @@ def run_detect_lfw(params: Params, root: Path = Path("."), map_chunks: ChunkMapp
     seconds = time.perf_counter() - t0
     rows = [r for chunk_rows, _ in results for r in chunk_rows]
     passes = sum(n for _, n in results)
-    write_detections(rows, root / paths.LFW_DETECTIONS)
+    write_detections(rows, root / out)
     metrics = summarise(rows, dp.backend, seconds, passes, schedule(dp).start)
-    write_json_atomic(root / paths.DETECT_LFW_METRICS, metrics)
+    write_json_atomic(root / metrics_out, metrics)
     warn_unreadable(rows, "detect_lfw")
     log.info("detect_lfw: %s", json.dumps(metrics))
     return metrics
+
+
+def run_detect_lfw_mtcnn(
+    params: Params, root: Path = Path("."), map_chunks: ChunkMapper | None = None
+) -> dict[str, Any]:
+    """Stage ``detect_lfw_mtcnn``: MTCNN (Bian et al. §3.2) + the centre heuristic on every LFW image,
+    into its own detections Parquet (pipelines A–C keep ``detect.backend``)."""
+    dp = params.detect.model_copy(update={"backend": "mtcnn"})
+    return run_detect_lfw(
+        params, root, map_chunks, detect=dp, out=paths.LFW_MTCNN_DETECTIONS, metrics_out=paths.DETECT_LFW_MTCNN_METRICS
+    )

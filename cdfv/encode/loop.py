@@ -133,11 +133,13 @@ def code_chunk(
     on_error: str = "fail",
     latents: bool = False,
     workers: int = 1,
+    with_ms_ssim: bool = True,
 ) -> tuple[list[Coded | None], list[str | None]]:
     """Pad, encode, decode, crop back and measure a chunk of images.
 
     Returns per image a :class:`Coded` (None where it failed) and the failure message. Images of
     different padded sizes are encoded in separate batches (learned codecs batch equal sizes).
+    ``with_ms_ssim=False`` skips MS-SSIM (``nan``): it needs windows larger than 160 px.
     """
     inputs = [pad_image(o, p) for o, p in zip(originals, pads, strict=True)]
     coded: list[Coded | None] = [None] * len(inputs)
@@ -161,7 +163,7 @@ def code_chunk(
                 decoded=window,
                 psnr=psnr(originals[i], window),
                 psnr_coded=psnr(inputs[i], dec),
-                ms_ssim=ms_ssim(originals[i], window),
+                ms_ssim=ms_ssim(originals[i], window) if with_ms_ssim else math.nan,
                 latent=enc.latents[k] if enc.latents is not None else None,
             )
     return coded, errors

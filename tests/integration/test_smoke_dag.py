@@ -43,3 +43,18 @@ def test_make_smoke_runs_the_whole_dag(tmp_path: Path, shared_dir: Path) -> None
     assert (ws / "reports/figures/align_contact_sheet.png").is_file()
     complexity = json.loads((ws / "reports/metrics/complexity.json").read_text())
     assert abs(complexity["ResNet50_Original_Anchor"]["gmac"] - 3.89) / 3.89 < 0.005
+
+    # Li et al. 2019 (tfqi_*): both streams at every smoke QP, the fits, the allocation table, the curves
+    for qp in (22, 32, 42, 51):
+        assert json.loads((ws / f"reports/metrics/tfqi/texture/QP{qp}.json").read_text())["bpp"] > 0
+    for qp in (4, 16, 28, 40, 51):
+        assert json.loads((ws / f"reports/metrics/tfqi/feature/QP{qp}.json").read_text())["bpp"] > 0
+    fit = json.loads((ws / "reports/tfqi/fit.json").read_text())
+    assert fit["texture"]["status"] == "ok" and fit["texture"]["r2"] > 0.9
+    assert fit["feature"]["status"] == "ok" or fit["feature"]["status"].startswith("fit failed: ")
+    allocation = json.loads((ws / "reports/tfqi/allocation.json").read_text())
+    assert len(allocation["rows"]) == 3 * 12 and all("grid_tfqi" in r or "grid_note" in r for r in allocation["rows"])
+    assert "293.4" in (ws / "reports/table_tfqi.md").read_text()
+    assert (ws / "reports/figures/tfqi.png").stat().st_size > 20_000
+    for name in ("joint_model", "joint_grid", "texture_only", "feature_only"):
+        assert (ws / f"reports/plots/tfqi/{name}.csv").is_file()

@@ -30,7 +30,7 @@ def test_unknown_key_names_path() -> None:
 
 def test_bad_value_names_path() -> None:
     with pytest.raises(ParamsError, match=r"detect\.backend"):
-        parse_params({"detect": {"backend": "mtcnn"}})
+        parse_params({"detect": {"backend": "yolo"}})
     with pytest.raises(ParamsError, match=r"lfw\.archive_sha256"):
         parse_params({"lfw": {"archive_url": "x", "pairs_url": "y", "archive_sha256": "XYZ"}})
     with pytest.raises(ParamsError, match=r"detect\.thresholds"):
