@@ -24,6 +24,9 @@ from cdfv.errors import CdfvError
 from cdfv.io import read_parquet
 from cdfv.rd.metrics import ms_ssim, psnr
 
+#: MS-SSIM's five dyadic scales with an 11-px window need sides > 160 px (e.g. not 112x96 faces)
+MS_SSIM_MIN = 160
+
 
 class EncodeError(CdfvError, RuntimeError):
     """An image the codec could not encode or decode (names image and codec; fails the stage)."""
@@ -121,7 +124,7 @@ class Coded:
     decoded: np.ndarray  # decoded image cropped back to the original window
     psnr: float  # on the original window
     psnr_coded: float  # over the whole padded codec input
-    ms_ssim: float  # on the original window
+    ms_ssim: float  # on the original window (NaN when a side is <= 160 px: MS-SSIM's 5 scales need more)
     latent: np.ndarray | None = None  # entropy-decoded ŷ (latents=True)
 
 
@@ -161,7 +164,7 @@ def code_chunk(
                 decoded=window,
                 psnr=psnr(originals[i], window),
                 psnr_coded=psnr(inputs[i], dec),
-                ms_ssim=ms_ssim(originals[i], window),
+                ms_ssim=ms_ssim(originals[i], window) if min(window.shape[:2]) > MS_SSIM_MIN else math.nan,
                 latent=enc.latents[k] if enc.latents is not None else None,
             )
     return coded, errors
