@@ -168,6 +168,9 @@ def test_pretraining_leaves_sphere20_alone_and_joint_training_changes_compnet(tm
 
     root = _training_workspace(tmp_path)
     params = _params()
+    net, crit, trainable = BianTrainer("pretrain", 2, params, root, progress=False).build(3)
+    assert crit is None and not {id(p) for p in net.sphere20.parameters()} & {id(p) for p in trainable}
+    assert {id(p) for p in net.compnet.parameters()} <= {id(p) for p in trainable}
     BianTrainer("pretrain", 2, params, root, progress=False).fit()
     pre = root / paths.bian_model_dir("pretrain", 2) / "model.pt"
     torch.manual_seed(_seed(params.bian.train.seed, STEPS.index("pretrain")))
