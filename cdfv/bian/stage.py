@@ -1,4 +1,7 @@
-"""DVC entry points of Bian et al. 2019 (docs/bian.md).
+"""DVC entry points of Bian et al. 2019 (docs/bian.md); this module holds the training ones
+(``run_bian_train``), :mod:`cdfv.bian.faces` ``bian_faces``, :mod:`cdfv.bian.coding` the ``bian_code_*``
+stages, :mod:`cdfv.bian.evaluation` ``eval_lfw_bian_*`` and :mod:`cdfv.bian.report` ``report_bian``
+(separate modules so each stage depends only on the code it runs).
 
 Training: ``bian_faces`` (training identities at 112x96), ``bian_pretrain@C`` (codec, MSE),
 ``bian_sphere20`` (recogniser, LMCL), ``bian_joint@C`` (CompNet → RecNet → sphere20, LMCL only).
