@@ -76,9 +76,9 @@ def texture_child(preset: str, n: int, images: Path) -> dict[str, float]:
     codec = get_codec("HEVC_QP32", settings)
     pads = [(0, 0, 0, 0)] * n
     ids = [str(i) for i in range(n)]
-    code_chunk(codec, crops[:2], pads[:2], ids[:2], with_ms_ssim=False)  # warm-up
+    code_chunk(codec, crops[:2], pads[:2], ids[:2])  # warm-up
     t = time.perf_counter()
-    coded, _ = code_chunk(codec, crops, pads, ids, with_ms_ssim=False)
+    coded, _ = code_chunk(codec, crops, pads, ids)
     s = time.perf_counter() - t
     return {"ms_per_item": 1000 * s / n, "bpp_160": float(np.mean([8 * c.n_bytes / 160**2 for c in coded if c]))}
 

@@ -345,6 +345,94 @@ def tfqi_report(params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"tfqi_report: {out['table']}, {out['figure']}")
 
 
+# ---- Bian et al. 2019 (docs/bian.md) ---------------------------------------------------------
+@app.command("bian-faces")
+@friendly
+def bian_faces(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Bian training faces at 112x96: CASIA via MTCNN + alignment, else VGGFace2 re-aligned."""
+    from cdfv.bian.faces import run_bian_faces
+
+    m = run_bian_faces(load_params(params))
+    typer.echo(f"bian_faces: {m['images']} faces, {m['identities']} identities ({m['source']})")
+
+
+@app.command("bian-train")
+@friendly
+def bian_train(
+    step: Annotated[str, typer.Argument(help="pretrain | sphere20 | joint")],
+    channels: Annotated[int | None, typer.Argument(help="C of the compact map (pretrain, joint)")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Train one step of Bian et al.: codec MSE pre-training, sphere20 + LMCL, or joint LMCL training."""
+    from cdfv.bian.stage import run_bian_train
+
+    out = run_bian_train(load_params(params), step, channels)
+    typer.echo(f"bian {step}{'' if channels is None else f' C={channels}'}: -> {out['model']}")
+
+
+@app.command("bian-code-original")
+@friendly
+def bian_code_original(params: ParamsOpt = Path("params.yaml")) -> None:
+    """The aligned LFW faces as PNG files (Table 1's original set)."""
+    from cdfv.bian.coding import run_bian_code_original
+
+    s = run_bian_code_original(load_params(params))
+    typer.echo(f"bian_code_original: {s['images']} faces, {s['size_mb']:.3f} MB, {s['bpp']} bpp")
+
+
+@app.command("bian-code-compnet")
+@friendly
+def bian_code_compnet(
+    channels: Annotated[int, typer.Argument(help="C of the compact map")],
+    model: Annotated[str, typer.Argument(help="pretrain | joint")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Code every LFW face: CompNet -> quantised map -> PNG bytes -> RecNet -> decoded face."""
+    from cdfv.bian.coding import run_bian_code_compnet
+
+    s = run_bian_code_compnet(load_params(params), channels, model)
+    typer.echo(f"bian_code_compnet {s['point']}: {s['images']} faces, {s['size_mb']:.3f} MB, {s['bpp']:.3f} bpp")
+
+
+@app.command("bian-code-codec")
+@friendly
+def bian_code_codec(
+    codec: Annotated[str, typer.Argument(help="codec listed in bian.codecs, e.g. JPEG_Q1, JPEG2000_mse_R88")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Code every 112x96 LFW face with a conventional or learned codec (the project's encode loop)."""
+    from cdfv.bian.coding import run_bian_code_codec
+
+    s = run_bian_code_codec(load_params(params), codec)
+    typer.echo(f"bian_code_codec {codec}: {s['images']} faces, {s['size_mb']:.3f} MB, {s['bpp']:.3f} bpp")
+
+
+@app.command("eval-lfw-bian")
+@friendly
+def eval_lfw_bian(
+    point: Annotated[str, typer.Argument(help="Original | CompNet_C<c>_<pretrain|joint> | a bian.codecs name")],
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """sphere20 on the decoded faces of one point: LFW View 2 accuracy, TAR@FAR, EER, AUC, size."""
+    from cdfv.bian.evaluation import run_bian_eval
+
+    r = run_bian_eval(load_params(params), point)
+    typer.echo(
+        f"eval_lfw_bian {point}: accuracy {100 * r['accuracy']:.2f} %  TAR@1e-3 {r['tar_far_1e-3']:.3f}  "
+        f"EER {r['eer']:.4f}  size {r['size_mb']:.3f} MB  {r['bpp']:.3f} bpp"
+    )
+
+
+@app.command("report-bian")
+@friendly
+def report_bian(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Table 1 of Bian et al. beside the paper's values, rate-accuracy curves, BD-accuracy."""
+    from cdfv.bian.report import run_bian_report
+
+    out = run_bian_report(load_params(params))
+    typer.echo(f"report_bian: {out['table']}, {out['figure']}")
+
+
 @app.command("workspace")
 @friendly
 def workspace(

@@ -355,6 +355,8 @@ def _validate_codecs(codecs: dict[str, CodecEntry]) -> dict[str, CodecEntry]:
             raise ValueError(f"{name}: family is {spec.family!r}, not {entry.family!r}")
         if entry.target_bpp is not None and spec.family != "jpeg2000":
             raise ValueError(f"{name}: target_bpp applies to jpeg2000 codecs only")
+        if entry.target_bpp is not None and spec.ratio is not None:
+            raise ValueError(f"{name}: the name fixes the compression ratio (24/{spec.ratio} bpp); drop target_bpp")
         if entry.latents and not spec.has_latents:
             raise ValueError(f"{name}: latents: true needs a Balle2018 codec")
     return codecs
@@ -703,6 +705,128 @@ class TfqiParams(_Strict):
         return v
 
 
+# Bian et al. 2019: CompNet -> PNG -> RecNet -> sphere20 (docs/bian.md)
+# --------------------------------------------------------------------------------------------
+class BianIdentities(_Strict):
+    """Training identities (paper: CASIA-WebFace, MTCNN 112x96). ``auto`` = CASIA when ``casia_root`` holds
+    identity folders, else the ingested VGGFace2 (its 112x112 faces re-aligned to the template)."""
+
+    source: Literal["auto", "casia", "vggface2"] = "auto"
+    casia_root: str = Field("data/raw/casia-webface", description="identity folders <id>/<image> (any tree alike)")
+    vggface2_template: str = Field(
+        "arcface_112x112", description="template the ingested VGGFace2 faces are aligned to (align.references key)"
+    )
+    max_identities: int | None = Field(None, ge=2, description="CASIA subsample for quick runs")
+    max_images_per_identity: int | None = Field(None, ge=1)
+
+
+class BianNetParams(_Strict):
+    """CompNet / RecNet widths (Bian et al. Fig. 5 gives no numbers: documented choices)."""
+
+    width: int = Field(64, ge=1, description="feature channels of every conv / residual block")
+    kernel: int = Field(3, ge=1, description="kernel of the stride-1 convs and residual blocks (odd)")
+    down_kernel: int = Field(4, ge=2, description="kernel of the stride-2 convs / x2 transposed convs")
+    blocks: int = Field(1, ge=0, description="residual blocks between consecutive (de)convolutions")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout inside each residual block (Fig. 6b)")
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError("must be odd (same padding)")
+        return v
+
+
+class BianStep(_Strict):
+    """One training step of §2: SGD, lr decayed geometrically from ``lr`` to ``lr_end`` over the run."""
+
+    epochs: int = Field(ge=0)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    lr_end: float = Field(gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class BianTrainParams(_Strict):
+    """The three training stages (bian_pretrain@C, bian_sphere20, bian_joint@C)."""
+
+    device: str = Field("auto", pattern=_DEVICE)
+    workers: int = Field(4, ge=0)
+    amp: bool = Field(True, description="bf16 autocast on CUDA; CosFace loss and MSE always fp32")
+    seed: int = 2023
+    checkpoint_every: int = Field(1000, ge=1)
+    keep_checkpoints: int = Field(3, ge=1)
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    flip: bool = Field(True, description="random horizontal flip of training faces (SphereFace/CosFace practice)")
+    quantise: Literal["ste", "none"] = Field(
+        "ste", description="rounding in training: straight-through (ste) or skipped (none, the paper's §2.2.2)"
+    )
+    # §2.2.3: MSE, SGD batch 20, 40 epochs, fixed lr 1e-4
+    codec: BianStep = BianStep(epochs=40, batch_size=20, lr=1e-4, lr_end=1e-4)
+    # §2.3 imports a CASIA-trained CosFace sphere20 (99.28 %) and retrains its classifier (batch 100,
+    # lr 0.1 -> 1e-7, 6 epochs); no such weights offline: sphere20 is trained here end to end
+    sphere20: BianStep = BianStep(epochs=30, batch_size=100, lr=0.1, lr_end=1e-4, weight_decay=5e-4)
+    # §2.4: CompNet -> RecNet -> sphere20 -> LMCL only, SGD batch 100, lr 0.01 -> 1e-5, 40 epochs
+    joint: BianStep = BianStep(epochs=40, batch_size=100, lr=0.01, lr_end=1e-5, weight_decay=5e-4)
+    joint_trains_recogniser: bool = Field(True, description="sphere20 trains in the joint step too (§2.4)")
+
+
+class CosFaceParams(_Strict):
+    """LMCL (CosFace, Wang et al. 2018): pytorch-metric-learning ``CosFaceLoss``; paper s = 64, m = 0.35."""
+
+    scale: float = Field(64.0, gt=0)
+    margin: float = Field(0.35, ge=0, lt=1)
+
+
+class BianParams(_Strict):
+    """Bian et al. 2019 (stages bian_*, eval_lfw_bian_*, report_bian; docs/bian.md)."""
+
+    reference: str = Field("sphereface_96x112", description="align.references set of the faces (112x96)")
+    identities: BianIdentities = BianIdentities()
+    channels: list[int] = Field(
+        default_factory=lambda: [1, 2, 3, 4], description="C of the compact map: one CompNet per value (rate sweep)"
+    )
+    table_channels: int = Field(3, ge=1, description="the Table-1 model's C (must be in channels)")
+    compnet: BianNetParams = BianNetParams()
+    recnet: BianNetParams = BianNetParams()
+    embedding: int = Field(512, ge=2, description="sphere20 feature size (CosFace: 512)")
+    cosface: CosFaceParams = CosFaceParams()
+    png_level: int = Field(9, ge=0, le=9, description="zlib level of the PNG files (rate = their bytes)")
+    train: BianTrainParams = BianTrainParams()
+    # decoded faces for Table 1 and the curves (eval_lfw_bian_codec@<codec>), through cdfv/encode/loop.py
+    codecs: Annotated[list[str], _codec_names] = Field(
+        default_factory=lambda: [
+            "JPEG_Q1",
+            "JPEG_Q5",
+            "JPEG_Q10",
+            "JPEG2000_mse_R48",
+            "JPEG2000_mse_R64",
+            "JPEG2000_mse_R88",
+            "JPEG2000_mse_R134",
+            "JPEG2000_mse_R200",
+            "HEVC_QP51",
+            "HEVC_QP46",
+            "HEVC_QP41",
+            "Balle2018_mse_Q1",
+            "Balle2018_mse_Q2",
+            "Balle2018_mse_Q3",
+        ]
+    )
+    eval_flip: bool = Field(True, description="embedding = features of the face and its mirror, concatenated")
+    batch_size: int = Field(128, ge=1, description="faces per coding / embedding batch")
+    device: str = Field("auto", pattern=_DEVICE)
+    bd_method: Literal["cubic", "pchip"] = "pchip"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BianParams:
+        if any(c < 1 for c in self.channels) or len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels: distinct integers >= 1")
+        if self.table_channels not in self.channels:
+            raise ValueError(f"table_channels {self.table_channels} must be one of channels {self.channels}")
+        return self
+
+
 # --------------------------------------------------------------------------------------------
 # Parsing helpers
 # --------------------------------------------------------------------------------------------
@@ -735,6 +859,7 @@ class Params(_Strict):
     complexity: ComplexityParams = ComplexityParams()
     eval: EvalParams = EvalParams()
     tfqi: TfqiParams = TfqiParams()
+    bian: BianParams = BianParams()
 
     @model_validator(mode="after")
     def _tfqi_reference(self) -> Params:
@@ -750,6 +875,19 @@ class Params(_Strict):
             raise ValueError(
                 f"tfqi.faces.reference {f.reference!r} is {ref.width}x{ref.height}, but tfqi.faces.size is {f.size}: "
                 "the similarity crop is the template's size"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _bian_references(self) -> Params:
+        b, refs = self.bian, self.align.references
+        for key in (b.reference, b.identities.vggface2_template):
+            if key not in refs:
+                raise ValueError(f"bian: reference set {key!r} is not in align.references ({sorted(refs)})")
+        ref = refs[b.reference]
+        if ref.width % 8 or ref.height % 8:
+            raise ValueError(
+                f"bian.reference {b.reference}: CompNet needs sides divisible by 8, not {ref.width}x{ref.height}"
             )
         return self
 

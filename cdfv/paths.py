@@ -223,3 +223,54 @@ def tfqi_feature_json(qp: int) -> Path:
 def tfqi_details(stage: str) -> Path:
     """Undeclared details of one tfqi stage run (``embed``, ``texture/QP22``, ``feature/QP4`` ...)."""
     return TFQI_DETAILS / f"{stage}.json"
+
+
+# --- Bian et al. 2019: CompNet -> PNG -> RecNet -> sphere20 (cdfv/bian) ----------------------------
+BIAN_TRAIN = INTERIM / "bian" / "train"
+BIAN_TRAIN_INDEX = BIAN_TRAIN / "index.parquet"
+BIAN_TRAIN_FACES_DIR = BIAN_TRAIN / "faces"  # CASIA faces aligned here (VGGFace2 rows point at its PNGs)
+BIAN_MODELS = MODELS / "bian"
+BIAN_SPHERE20 = BIAN_MODELS / "sphere20"
+BIAN_PROCESSED = PROCESSED / "bian"
+BIAN_METRICS = METRICS / "bian"
+BIAN_EVAL_METRICS = BIAN_METRICS / "eval"
+BIAN_ROC_PLOTS = PLOTS / "bian" / "roc"
+BIAN_RATE_METRIC_PLOTS = PLOTS / "bian" / "rate_metric"
+BIAN_TABLE = REPORTS / "table_bian.md"
+BIAN_FIGURE = FIGURES / "fig4_bian.png"
+BIAN_REPORT_METRICS = BIAN_METRICS / "report.json"
+BIAN_TRAIN_METRICS = BIAN_METRICS / "train_faces.json"
+
+
+def bian_model_dir(step: str, channels: int | None = None) -> Path:
+    """``models/bian/sphere20`` or ``models/bian/<pretrain|joint>/C<c>`` (model.pt)."""
+    return BIAN_SPHERE20 if step == "sphere20" else BIAN_MODELS / step / f"C{channels}"
+
+
+def bian_checkpoint_dir(step: str, channels: int | None = None) -> Path:
+    """Resumable checkpoints of one Bian training run (not a DVC output; deleted when it completes)."""
+    return bian_model_dir(step, channels) / "checkpoints"
+
+
+def bian_train_report_dir(step: str, channels: int | None = None) -> Path:
+    """DVCLive folder: ``reports/train/bian/sphere20`` or ``.../<step>/C<c>``."""
+    base = TRAIN_REPORTS / "bian"
+    return base / "sphere20" if step == "sphere20" else base / step / f"C{channels}"
+
+
+def bian_point_dir(point: str) -> Path:
+    """``data/processed/bian/<point>``: index.parquet, bitstreams/, decoded/ (bian_code_*)."""
+    return BIAN_PROCESSED / point
+
+
+def bian_point_index(point: str) -> Path:
+    return bian_point_dir(point) / "index.parquet"
+
+
+def bian_eval_json(point: str) -> Path:
+    return BIAN_EVAL_METRICS / f"{point}.json"
+
+
+def bian_eval_dir(point: str) -> Path:
+    """Scores of one point: ``data/processed/bian/eval/<point>``."""
+    return BIAN_PROCESSED / "eval" / point

@@ -223,3 +223,32 @@ TFQI_FEATURE_INDEX = pa.schema(
         ("decoded", pa.list_(pa.float32())),  # (l + 1/2) Q_step
     ]
 )
+
+# --- Bian et al. 2019 (cdfv/bian) ------------------------------------------------------------
+#: data/interim/bian/train/index.parquet — the training faces of bian_pretrain / bian_sphere20 / bian_joint.
+BIAN_TRAIN_FACES = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("identity", pa.string()),
+        ("label", pa.int32()),  # 0..n_identities-1
+        ("path", pa.string()),  # PNG relative to the workspace root
+        ("template", pa.string()),  # align.references key the PNG is aligned to ("" = already the model's size)
+        ("source", pa.string()),  # casia | vggface2
+    ]
+)
+
+#: data/processed/bian/<point>/index.parquet — one row per LFW face coded by one Table-1 / curve point.
+BIAN_CODED = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("identity", pa.string()),
+        ("point", pa.string()),  # Original | CompNet_C<c>_<pretrain|joint> | a codec name
+        ("status", pa.string()),  # ok | error | no_input
+        ("error", pa.string()),
+        ("bytes", pa.int32()),  # the file's bytes (PNG of the map, codec bitstream, original PNG)
+        ("bpp", pa.float64()),  # over the face's pixels (112 x 96)
+        ("psnr", pa.float64()),  # decoded vs original face, dB (null for Original)
+        ("bitstream", pa.string()),
+        ("decoded", pa.string()),  # the face the recogniser sees
+    ]
+)

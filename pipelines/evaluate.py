@@ -1,7 +1,8 @@
 """Prefect flow ``eval-lfw``: the LFW evaluation, run through DVC, with a metrics artifact.
 
 The flow never computes anything itself: it asks DVC to reproduce the evaluation stages
-(every ``eval_lfw_*`` stage + ``report``) in a DVC workspace, so caching and invalidation stay with
+(every ``eval_lfw_*`` stage, Bian et al.'s ``eval_lfw_bian_*`` included, + ``report`` and
+``report_bian``) in a DVC workspace, so caching and invalidation stay with
 DVC, then publishes the metrics table (``reports/metrics/eval/*.json``) as a Prefect markdown
 artifact. Deployment ``eval-lfw`` (``pipelines/prefect.yaml``) runs it on a process work pool.
 
@@ -33,9 +34,11 @@ from prefect.artifacts import create_markdown_artifact
 
 from cdfv import paths
 
-EVAL_PREFIX = "eval_lfw_"  # eval_lfw_{dlib,resnet50}_anchor, eval_lfw_{dlib,resnet50,cresnet39}@<codec>
+# eval_lfw_{dlib,resnet50}_anchor, eval_lfw_{dlib,resnet50,cresnet39}@<codec>, eval_lfw_bian_*
+EVAL_PREFIX = "eval_lfw_"
 REPORT_STAGE = "report"
 TFQI_PREFIX = "tfqi_"  # Li et al.: tfqi_faces, tfqi_embed, tfqi_texture@, tfqi_feature@, tfqi_fit, ..., tfqi_report
+REPORT_STAGES = (REPORT_STAGE, "report_bian")  # Table 7 / Fig. 4; Bian et al.'s Table 1 and curves
 ARTIFACT_KEY = "eval-lfw-metrics"
 TRANSIENT_MARKERS = (
     "Unable to acquire lock",
@@ -76,14 +79,14 @@ def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def default_targets(workspace: Path) -> list[str]:
-    """Every ``eval_lfw_*`` stage the workspace's params define, then ``report``, then the ``tfqi_*`` stages."""
+    """Every ``eval_lfw_*`` stage the workspace's params define, then the report stages, then ``tfqi_*``."""
     from dvc.repo import Repo
 
     with contextlib.chdir(workspace), Repo(".") as repo:  # DVC addresses stages relative to the cwd
         names = [s.addressing for s in repo.index.stages]
     evals = [n for n in names if n.startswith(EVAL_PREFIX)]
     tfqi = [n for n in names if n.startswith(TFQI_PREFIX)]  # dvc.yaml order = dependency order
-    return [*evals, *([REPORT_STAGE] if REPORT_STAGE in names else []), *tfqi]
+    return [*evals, *(r for r in REPORT_STAGES if r in names), *tfqi]
 
 
 def missing_upstream(workspace: Path, targets: list[str]) -> dict[str, list[str]]:
@@ -160,7 +163,7 @@ def publish_metrics(workspace: str) -> str:
     if not results:
         raise StageFailed(f"no metrics in {Path(workspace) / paths.EVAL_METRICS}: did the eval_lfw stages run?")
     markdown = "# LFW verification (eval-lfw)\n\n" + metrics_table_markdown(results)
-    for table in (paths.TABLE7, paths.TFQI_TABLE):
+    for table in (paths.TABLE7, paths.BIAN_TABLE, paths.TFQI_TABLE):
         if (Path(workspace) / table).is_file():
             markdown += "\n\n" + (Path(workspace) / table).read_text()
     create_markdown_artifact(markdown=markdown, key=ARTIFACT_KEY, description="LFW View-2 verification metrics")

@@ -1,7 +1,8 @@
 """JPEG2000 through glymur / OpenJPEG, in process (irreversible 9/7 DWT, PCRD rate allocation).
 
 Rate control is **per image**: each codestream is encoded at OpenJPEG's compression ratio for the
-target size (``target_bpp`` x 256^2 / 8 bytes, headers included), then re-encoded with a corrected
+target size (``target_bpp`` x 256^2 / 8 bytes, headers included; ``JPEG2000_<w>_R<ratio>`` names fix
+``target_bpp = 24 / ratio``, raw 8-bit RGB over codestream bytes, Bian et al. Table 1), then re-encoded with a corrected
 ratio (at most ``max_refine`` times) while the achieved bpp is off by more than ``rate_tolerance``.
 Raw J2K codestreams are stored (no JP2 boxes: ~85 bytes that would be ~0.01 bpp at 256^2).
 
@@ -45,6 +46,10 @@ class Jpeg2000Codec(Codec):
     def __init__(self, spec: CodecSpec, settings: Jpeg2000Settings | None = None, target_bpp: float | None = None):
         super().__init__(spec)
         self.settings = settings or Jpeg2000Settings()
+        if spec.ratio is not None:
+            if target_bpp is not None:
+                raise CodecError(f"{spec.name}: the name fixes the compression ratio; drop target_bpp")
+            target_bpp = 24.0 / spec.ratio  # raw 8-bit RGB / ratio, per coded pixel
         if target_bpp is None:
             if spec.quality not in JPEG2000_DEFAULT_TARGET_BPP:
                 raise CodecError(

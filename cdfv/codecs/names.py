@@ -4,6 +4,8 @@ Grammar (one codec x one quality point per name):
 
 * ``JPEG_Q<quality>``                 quality 1..100 (paper: 1, 5, 25, 62)
 * ``JPEG2000_<mse|visual>_Q<k>``      k = the Ballé quality whose rate it matches (paper: 1, 3, 6, 8)
+* ``JPEG2000_<mse|visual>_R<ratio>``  compression ratio: raw 8-bit RGB bytes / codestream bytes, i.e.
+                                      24 / ratio bits per coded pixel (Bian et al. Table 1: R88, R134)
 * ``HEVC_QP<qp>``                     qp 0..51 (paper: 41, 35, 26, 19), chroma format ``encode.hevc.pix_fmt``
 * ``HEVC_<444|420>_QP<qp>``           the same with the chroma format fixed by the name (4:4:4 points beside
                                       the 4:2:0 paper default form their own RD series, ``HEVC_444``)
@@ -45,11 +47,12 @@ class CodecSpec:
     metric: str | None = None  # jpeg2000: "mse"|"visual"; learned: "mse"|"ms-ssim"
     architecture: str | None = None  # learned: CompressAI zoo name
     chroma: str | None = None  # hevc: "444" | "420" when the name fixes it, else the family setting
+    ratio: int | None = None  # jpeg2000 ``_R<ratio>``: compression ratio over raw 8-bit RGB (quality = ratio)
 
     @property
     def series(self) -> str:
         """The rate-distortion curve this point belongs to (name without the quality)."""
-        return re.sub(r"_Q(P)?\d+$", "", self.name)
+        return re.sub(r"_(QP|Q|R)\d+$", "", self.name)
 
     @property
     def has_latents(self) -> bool:
@@ -73,12 +76,14 @@ class CodecSpec:
 _PATTERNS = [
     (re.compile(r"JPEG_Q(\d+)"), "jpeg"),
     (re.compile(r"JPEG2000_(mse|visual)_Q(\d+)"), "jpeg2000"),
+    (re.compile(r"JPEG2000_(mse|visual)_R(\d+)"), "jpeg2000_ratio"),
     (re.compile(r"HEVC(?:_(444|420))?_QP(\d+)"), "hevc"),
     (re.compile(r"(Balle2018|Cheng2020)_(mse|msssim)_Q(\d+)"), "learned"),
 ]
 
 EXAMPLES = (
-    "JPEG_Q1, JPEG2000_mse_Q3, JPEG2000_visual_Q6, HEVC_QP26, HEVC_444_QP26, Balle2018_mse_Q6, Cheng2020_msssim_Q3"
+    "JPEG_Q1, JPEG2000_mse_Q3, JPEG2000_mse_R88, JPEG2000_visual_Q6, HEVC_QP26, HEVC_444_QP26, "
+    "Balle2018_mse_Q6, Cheng2020_msssim_Q3"
 )
 
 
@@ -114,6 +119,10 @@ def _parse(name: str) -> CodecSpec:
             q = int(m.group(2))
             _check(name, q, range(1, 9), "JPEG2000 matched Ballé quality")
             return CodecSpec(name, "jpeg2000", q, metric=m.group(1))
+        if family == "jpeg2000_ratio":
+            r = int(m.group(2))
+            _check(name, r, range(2, 10001), "JPEG2000 compression ratio")
+            return CodecSpec(name, "jpeg2000", r, metric=m.group(1), ratio=r)
         if family == "hevc":
             q = int(m.group(2))
             _check(name, q, range(0, 52), "HEVC QP")

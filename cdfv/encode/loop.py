@@ -24,6 +24,9 @@ from cdfv.errors import CdfvError
 from cdfv.io import read_parquet
 from cdfv.rd.metrics import ms_ssim, psnr
 
+#: MS-SSIM's five dyadic scales with an 11-px window need sides > 160 px (e.g. not 112x96 faces)
+MS_SSIM_MIN = 160
+
 
 class EncodeError(CdfvError, RuntimeError):
     """An image the codec could not encode or decode (names image and codec; fails the stage)."""
@@ -121,7 +124,7 @@ class Coded:
     decoded: np.ndarray  # decoded image cropped back to the original window
     psnr: float  # on the original window
     psnr_coded: float  # over the whole padded codec input
-    ms_ssim: float  # on the original window
+    ms_ssim: float  # on the original window (NaN when a side is <= 160 px: MS-SSIM's 5 scales need more)
     latent: np.ndarray | None = None  # entropy-decoded ŷ (latents=True)
 
 
@@ -133,13 +136,12 @@ def code_chunk(
     on_error: str = "fail",
     latents: bool = False,
     workers: int = 1,
-    with_ms_ssim: bool = True,
 ) -> tuple[list[Coded | None], list[str | None]]:
     """Pad, encode, decode, crop back and measure a chunk of images.
 
     Returns per image a :class:`Coded` (None where it failed) and the failure message. Images of
     different padded sizes are encoded in separate batches (learned codecs batch equal sizes).
-    ``with_ms_ssim=False`` skips MS-SSIM (``nan``): it needs windows larger than 160 px.
+    MS-SSIM is ``nan`` for windows of :data:`MS_SSIM_MIN` px or less (its five scales do not fit).
     """
     inputs = [pad_image(o, p) for o, p in zip(originals, pads, strict=True)]
     coded: list[Coded | None] = [None] * len(inputs)
@@ -163,7 +165,7 @@ def code_chunk(
                 decoded=window,
                 psnr=psnr(originals[i], window),
                 psnr_coded=psnr(inputs[i], dec),
-                ms_ssim=ms_ssim(originals[i], window) if with_ms_ssim else math.nan,
+                ms_ssim=ms_ssim(originals[i], window) if min(window.shape[:2]) > MS_SSIM_MIN else math.nan,
                 latent=enc.latents[k] if enc.latents is not None else None,
             )
     return coded, errors

@@ -244,7 +244,7 @@ def run_tfqi_texture(params: Params, qp: int, root: Path = Path(".")) -> dict[st
         for part in tqdm(chunked(faces, params.encode.chunk_size), desc=f"tfqi_texture QP{qp}", unit="chunk"):
             part_ids = [f["image_id"] for f in part]
             crops = [read_rgb(root / f["path"]) for f in part]
-            coded, errors = code_chunk(codec, crops, [no_pad] * len(part), part_ids, "fail", with_ms_ssim=False)
+            coded, errors = code_chunk(codec, crops, [no_pad] * len(part), part_ids, "fail")
             decoded = []
             for image_id, crop, c, err in zip(part_ids, crops, coded, errors, strict=True):
                 if c is None:  # on_error "fail" raises first; kept for a clear message if that changes

@@ -5,6 +5,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import BIN, REPO, run_dvc
@@ -58,3 +59,18 @@ def test_make_smoke_runs_the_whole_dag(tmp_path: Path, shared_dir: Path) -> None
     assert (ws / "reports/figures/tfqi.png").stat().st_size > 20_000
     for name in ("joint_model", "joint_grid", "texture_only", "feature_only"):
         assert (ws / f"reports/plots/tfqi/{name}.csv").is_file()
+    # Bian et al. 2019: MTCNN faces, the three training steps, every coded point, Table 1 and the curves
+    assert json.loads((ws / "reports/metrics/detect_lfw_mtcnn.json").read_text())["ok"] == 25
+    bian = {p.stem: json.loads(p.read_text()) for p in (ws / "reports/metrics/bian/eval").glob("*.json")}
+    assert {"Original", "CompNet_C3_joint", "CompNet_C3_pretrain", "JPEG_Q1", "JPEG2000_mse_R88"} <= set(bian)
+    for name, m in bian.items():
+        assert 0.0 <= m["accuracy"] <= 1.0 and m["size_mb"] > 0 and m["bpp"] > 0, name
+    for c in (1, 2, 3):
+        index = pq.read_table(ws / f"data/processed/bian/CompNet_C{c}_joint/index.parquet").to_pylist()
+        assert len(index) == 25 and all(
+            (ws / r["bitstream"]).stat().st_size == r["bytes"] for r in index
+        )  # the rate is the PNG files' size
+    table_bian = (ws / "reports/table_bian.md").read_text()
+    assert "| 30.6 |" in table_bian and "| 89.48 |" in table_bian and "CompNet_C3_joint" in table_bian
+    assert (ws / "reports/figures/fig4_bian.png").stat().st_size > 10_000
+    assert (ws / "reports/plots/bian/rate_metric/Sphere20_CompNet_joint.csv").is_file()

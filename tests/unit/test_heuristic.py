@@ -158,6 +158,6 @@ def test_params_defaults_are_the_papers_and_backend_is_validated() -> None:
     assert p.detect.backend == "retinaface" and schedule(p.detect) is p.detect.thresholds
     assert schedule(parse_params({"detect": {"backend": "dlib"}}).detect).stop == -0.5
     with pytest.raises(ParamsError, match="detect.backend"):
-        parse_params({"detect": {"backend": "mtcnn"}})
+        parse_params({"detect": {"backend": "yolo"}})
     with pytest.raises(ParamsError, match="detect.thresholds"):
         parse_params({"detect": {"thresholds": {"start": 0.5, "stop": 0.7}}})
