@@ -2,8 +2,8 @@
 
 The flow never computes anything itself: it asks DVC to reproduce the evaluation stages
 (every ``eval_lfw_*`` stage + ``report``) in a DVC workspace, so caching and invalidation stay with
-DVC, then publishes the metrics table (``reports/metrics/eval/*.json``) as a Prefect markdown
-artifact. Deployment ``eval-lfw`` (``pipelines/prefect.yaml``) runs it on a process work pool.
+DVC, then publishes the metrics table (``reports/metrics/eval/*.json`` with their details) as a Prefect
+markdown artifact. Deployment ``eval-lfw`` (``pipelines/prefect.yaml``) runs it on a process work pool.
 
 * ``upstream=False`` (default): the upstream outputs the evaluation reads (faces, decoded
   images, latents, checkpoints) must already exist; a missing one fails the run naming the
