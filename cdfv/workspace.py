@@ -30,8 +30,9 @@ COPIED = ("dvc.yaml", "cdfv", "pipelines", "profiles")
 PATH_KEYS = ("archive_url", "pairs_url", "root", "weights")
 #: the workspace's own git identity (repo-local config): commits work on machines without a global one
 GIT_USER = ("cdfv workspace", "workspace@cdfv.invalid")
-#: never committed in a workspace: bytecode, `dvc plots show` pages, half-written temporaries
-GITIGNORE = ("__pycache__/", "*.pyc", "/dvc_plots/", "*.tmp-*")
+#: never committed in a workspace: DVC-cached data (as in the repository: a workspace made without git
+#: and converted has outputs DVC never gitignored), bytecode, `dvc plots show` pages, temporaries
+GITIGNORE = ("/data/", "/models/", "/reports/train/", "__pycache__/", "*.pyc", "/dvc_plots/", "*.tmp-*")
 #: DVC's own (``dvc init`` writes it in git mode): its cache and temporary files stay out of git
 DVC_GITIGNORE = ("/config.local", "/tmp", "/cache")
 

@@ -53,7 +53,13 @@ def test_workspace_made_without_git_is_converted(tmp_path: Path, shared_dir: Pat
 
     ws = create_workspace(REPO, tmp_path / "ws", git=False)
     assert "no_scm = True" in (ws / ".dvc/config").read_text() and not (ws / ".git").exists()
+    for out in ("data/interim/lfw/png/a.png", "models/resnet50/model.pt", "reports/metrics/detect_lfw.json"):
+        (ws / out).parent.mkdir(parents=True, exist_ok=True)
+        (ws / out).write_bytes(b"x")  # outputs of earlier runs, never gitignored by DVC in no-scm mode
     create_workspace(REPO, ws, git=True)
+    tracked = subprocess.run(["git", "ls-files"], cwd=ws, capture_output=True, text=True, check=True).stdout.split()
+    assert "reports/metrics/detect_lfw.json" in tracked  # cache: false results are git's
+    assert not [p for p in tracked if p.startswith(("data/", "models/"))]  # cached data never is
     assert "no_scm" not in (ws / ".dvc/config").read_text()
     log = subprocess.run(["git", "log", "--format=%s"], cwd=ws, capture_output=True, text=True, check=True)
     assert log.stdout.strip() == "cdfv workspace (profile smoke)"
