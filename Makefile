@@ -46,10 +46,13 @@ test: setup lint
 	@PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
-# The whole DAG offline on ../shared/fixtures (profiles/smoke.yaml), CPU, minutes.
+# The whole DAG offline on ../shared/fixtures (profiles/smoke.yaml), CPU, minutes. The workspace is a
+# git repository with its results committed: `dvc exp run -S ...`, `dvc metrics diff`, `dvc plots diff`
+# work there at once (docs/reviewing.md).
 smoke: setup
-	$(BIN)/cdfv workspace $(SMOKE_DIR) --profile smoke
+	$(BIN)/cdfv workspace $(SMOKE_DIR) --profile smoke --git
 	cd $(SMOKE_DIR) && PATH="$(BIN):$$PATH" $(BIN)/dvc repro
+	cd $(SMOKE_DIR) && git add -A && (git diff --cached --quiet || git commit -q -m "make smoke: dvc repro")
 
 clean-smoke:
 	rm -rf $(SMOKE_DIR)

@@ -190,7 +190,7 @@ def eval_lfw(
     from cdfv.evaluate.stage import run_eval_lfw
 
     r = run_eval_lfw(load_params(params), model)
-    bpp = "-" if r["bpp"] is None else f"{r['bpp']:.3f}"
+    bpp = "-" if r.get("bpp") is None else f"{r['bpp']:.3f}"
     typer.echo(
         f"eval_lfw {model}: TAR@1e-3 {r['tar_far_1e-3']:.3f}  TAR@1e-2 {r['tar_far_1e-2']:.3f}  "
         f"EER {r['eer']:.4f}  AUC {r['auc']:.4f}  bpp {bpp}  ({r['n_pairs']} pairs, {r['n_fallback_pairs']} fallback)"
@@ -439,11 +439,12 @@ def workspace(
     dest: Annotated[Path, typer.Argument(help="folder to create (a DVC workspace)")],
     profile: Annotated[str, typer.Option(help="profile in profiles/ merged over params.yaml")] = "smoke",
     set_: Annotated[list[str] | None, typer.Option("--set", help="override KEY.PATH=YAML_VALUE")] = None,
+    git: Annotated[bool, typer.Option("--git", help="also a git repository (for dvc exp / metrics diff)")] = False,
 ) -> None:
     """Create a DVC workspace running this repo's pipeline with a params profile (e.g. smoke)."""
     from cdfv.workspace import create_workspace, parse_overrides
 
-    ws = create_workspace(Path.cwd(), dest, profile=profile, overrides=parse_overrides(set_ or []))
+    ws = create_workspace(Path.cwd(), dest, profile=profile, overrides=parse_overrides(set_ or []), git=git)
     typer.echo(str(ws))
 
 

@@ -398,17 +398,24 @@ def complexity_row(
     }
 
 
-def run_complexity(params: Any, out: str | Path | None = None, root: str | Path = ".") -> dict[str, dict[str, Any]]:
-    """Stage ``complexity``: write ``reports/metrics/complexity.json`` keyed by model name.
+#: ``complexity/<model>.json``: MACs in both conventions, kMAC/px and parameters (deterministic); the
+#: timings, device and settings of the run are in the details (``reports/details/complexity/<model>.json``)
+COMPLEXITY_KEYS = ("gmac", "gmac_paper_convention", "kmac_per_px", "kmac_per_px_paper_convention", "params")
+
+
+def run_complexity(params: Any, root: str | Path = ".") -> dict[str, dict[str, Any]]:
+    """Stage ``complexity``: one result per model, ``reports/metrics/complexity/<model>.json`` + details.
 
     End-to-end timings read the LFW PNGs, pairs and detections under ``root`` (when ``repeats`` > 0).
+    Returns the full rows (metrics and details) keyed by model name.
     """
     from tqdm import tqdm
 
     from cdfv import paths
     from cdfv.codecs.learned import LearnedCodec
-    from cdfv.io import write_json_atomic
+    from cdfv.results import MetricKind, results_dir, write_results
 
+    kind = MetricKind("complexity", COMPLEXITY_KEYS)
     cfg = params.require("complexity")
     root = Path(root)
     torch.manual_seed(params.seed)
@@ -434,5 +441,9 @@ def run_complexity(params: Any, out: str | Path | None = None, root: str | Path 
             e2e = e2e_step(spec, data, codec, device, a)
         result[spec.name] = complexity_row(spec, device, cfg.batch_pairs, cfg.warmup, cfg.repeats, label, e2e)
         spec.net.to("cpu")
-    write_json_atomic(out or paths.COMPLEXITY_JSON, result)
+    with results_dir(root, paths.COMPLEXITY_METRICS) as staging:
+        for model, row in result.items():
+            metrics = {k: row[k] for k in COMPLEXITY_KEYS}
+            details = {k: v for k, v in row.items() if k not in COMPLEXITY_KEYS}
+            write_results(staging, paths.complexity_json(model), kind, metrics, details)
     return result

@@ -924,13 +924,45 @@ def parse_params(data: dict[str, Any], source: str = "params") -> Params:
         raise ParamsError(format_validation_error(err, source)) from None
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without YAML 1.1's base-60 numbers: ``4:2:0`` is the string DVC meant.
+
+    ``dvc exp run -S`` rewrites ``params.yaml`` with ruamel (YAML 1.2), which writes ``subsampling: 4:2:0``
+    unquoted; YAML 1.1 would read that as the integer 14520.
+    """
+
+
+ParamsLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse params YAML as written by hand or by DVC (:class:`ParamsLoader`)."""
+    return yaml.load(text, Loader=ParamsLoader)  # a SafeLoader: no arbitrary objects
+
+
 def load_params(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> Params:
     """Read and validate ``params.yaml`` (default: the one in the working directory)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: not found. Run from the repository root or pass --params PATH.")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
     return parse_params(data, str(path))

@@ -15,6 +15,7 @@ INTERIM = DATA / "interim"
 PROCESSED = DATA / "processed"
 REPORTS = Path("reports")
 METRICS = REPORTS / "metrics"
+DETAILS = REPORTS / "details"  # the undeclared twin of every metrics file (see details_json below)
 PLOTS = REPORTS / "plots"
 FIGURES = REPORTS / "figures"
 MODELS = Path("models")
@@ -35,7 +36,7 @@ LFW_DETECTIONS = LFW_INTERIM / "detections.parquet"
 LFW_FACES = LFW_INTERIM / "faces.parquet"
 LFW_FACES_DIR = LFW_INTERIM / "faces"  # <image_id>.png, 224x224 RGB aligned faces
 DETECT_LFW_METRICS = METRICS / "detect_lfw.json"
-ALIGN_LFW_METRICS = METRICS / "align_lfw.json"
+ALIGN_LFW_DETAILS = DETAILS / "align_lfw.json"  # counts and timing only: no declared metrics
 ALIGN_CONTACT_SHEET = FIGURES / "align_contact_sheet.png"
 
 # --- MTCNN detection + similarity-transform alignment (detect_lfw_mtcnn, align_lfw_mtcnn@<set>) -----
@@ -79,7 +80,7 @@ def lfw_latent_index(codec: str) -> Path:
 
 
 def rate_json(codec: str) -> Path:
-    """Rate summary of one codec for ``dvc metrics diff``."""
+    """Probe-mean bpp, PSNR, MS-SSIM of one codec for ``dvc metrics diff`` (details: :func:`details_json`)."""
     return RATE_METRICS / f"{codec}.json"
 
 
@@ -112,9 +113,14 @@ def full_rate_json(codec: str) -> Path:
 
 
 # --- rate–distortion report (rd_report) ----------------------------------------------------------
-RD_PLOTS = PLOTS / "rd"
+RD_CSV = PLOTS / "rd.csv"  # one row per codec point, a `series` column (top-level plots rd_*)
 RD_REPORT = REPORTS / "rd.md"
-RD_METRICS = METRICS / "rd.json"
+RD_METRICS = METRICS / "rd"  # <series>.json: Bjøntegaard deltas vs encode.report.anchor
+
+
+def rd_json(series: str) -> Path:
+    return RD_METRICS / f"{series}.json"
+
 
 # --- VGGFace2 latents for cResNet39 (latents_vggface2@<codec>) ----------------------------------
 VGGFACE2_LATENTS = PROCESSED / "vggface2" / "latents"
@@ -161,12 +167,17 @@ def train_report_dir(model: str, codec: str | None = None) -> Path:
 
 
 # --- complexity (Table 7) -----------------------------------------------------------------------
-COMPLEXITY_JSON = METRICS / "complexity.json"
+COMPLEXITY_METRICS = METRICS / "complexity"  # <model>.json: MACs and parameters; timings in the details
+
+
+def complexity_json(model: str) -> Path:
+    return COMPLEXITY_METRICS / f"{model}.json"
+
 
 # --- evaluation and the report (eval_lfw_*, report) ---------------------------------------------
 EVAL_METRICS = METRICS / "eval"
 ROC_PLOTS = PLOTS / "roc"
-RATE_METRIC_PLOTS = PLOTS / "rate_metric"
+FIG4_CSV = PLOTS / "fig4.csv"  # one row per evaluated point, a `series` column (top-level plots fig4_*)
 FIG4 = FIGURES / "fig4.png"
 TABLE7 = REPORTS / "table7.md"
 
@@ -274,3 +285,16 @@ def bian_eval_json(point: str) -> Path:
 def bian_eval_dir(point: str) -> Path:
     """Scores of one point: ``data/processed/bian/eval/<point>``."""
     return BIAN_PROCESSED / "eval" / point
+
+
+# --- stage results: declared metrics and the details beside them (cdfv/results.py) ----------------
+# The numbers a researcher compares go to a declared metrics file under reports/metrics/ (`dvc metrics
+# show/diff`); timings, counts and settings echoes of the same result go to the file of the same name
+# under reports/details/ (a `cache: false` output, never under `metrics:`).
+#: custom `dvc plots` templates (DVC's own location); `cdfv workspace` copies them into a workspace
+PLOT_TEMPLATES = Path(".dvc") / "plots"
+
+
+def details_json(metrics_json: Path) -> Path:
+    """``reports/metrics/<name>.json`` -> ``reports/details/<name>.json`` (the details of that result)."""
+    return DETAILS / Path(metrics_json).relative_to(METRICS)

@@ -35,7 +35,7 @@ def train_cresnet39_task(params_path: str, root: str, codec: str) -> str:
 
 @task(name="complexity")
 def complexity_task(params_path: str, root: str) -> dict:
-    return run_complexity(load_params(params_path), Path(root) / paths.COMPLEXITY_JSON, Path(root))
+    return run_complexity(load_params(params_path), Path(root))
 
 
 @flow(name="train")

@@ -38,12 +38,15 @@ def dvc_workspace(tmp_path: Path, shared_dir: Path) -> Callable[..., Path]:
     """Factory: ``ws = dvc_workspace(overrides={...}, profile="smoke")`` -> a fresh DVC workspace.
 
     The workspace holds copies of dvc.yaml/cdfv/pipelines and params.yaml merged with the profile and
-    ``overrides``; run ``run_dvc(ws, "repro", "stage")`` in it.
+    ``overrides``; run ``run_dvc(ws, "repro", "stage")`` in it. ``git=True``: also a git repository with
+    an initial commit (``dvc metrics diff``, ``dvc exp run``).
     """
     from cdfv.workspace import create_workspace
 
-    def make(overrides: dict[str, Any] | None = None, profile: str | None = "smoke", name: str = "ws") -> Path:
-        return create_workspace(REPO, tmp_path / name, profile=profile, overrides=overrides)
+    def make(
+        overrides: dict[str, Any] | None = None, profile: str | None = "smoke", name: str = "ws", git: bool = False
+    ) -> Path:
+        return create_workspace(REPO, tmp_path / name, profile=profile, overrides=overrides, git=git)
 
     return make
 

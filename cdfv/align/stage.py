@@ -106,7 +106,8 @@ def write_faces(rows: Sequence[dict[str, Any]], out: Path) -> pa.Table:
 
 
 def run_align_lfw(params: Params, root: Path = Path("."), map_chunks: ChunkMapper | None = None) -> dict[str, Any]:
-    """The ``align_lfw`` stage. Returns the metrics it wrote. ``map_chunks``: see :mod:`cdfv.detect.stage`."""
+    """The ``align_lfw`` stage. Returns the counts it wrote to its details file (no declared metrics: what
+    alignment changes shows in the evaluation). ``map_chunks``: see :mod:`cdfv.detect.stage`."""
     from cdfv.align.contact_sheet import write_contact_sheet
 
     ap: AlignParams = params.align
@@ -138,7 +139,7 @@ def run_align_lfw(params: Params, root: Path = Path("."), map_chunks: ChunkMappe
         "ms_per_image": round(1000 * seconds / aligned, 3) if aligned else None,  # incl. PNG read/encode/write
         "size": ap.size,
     }
-    write_json_atomic(root / paths.ALIGN_LFW_METRICS, metrics)
+    write_json_atomic(root / paths.ALIGN_LFW_DETAILS, metrics)
     log.info("align_lfw: %s", metrics)
     return metrics
 

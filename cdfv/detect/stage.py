@@ -1,7 +1,8 @@
 """``detect_lfw`` stage: detect once per image, apply the centre heuristic, write detections.
 
 Reads ``data/interim/lfw/images.parquet`` (+ its PNGs), writes ``data/interim/lfw/detections.parquet``
-(:data:`cdfv.schemas.LFW_DETECTIONS`) and ``reports/metrics/detect_lfw.json``. Unreadable images
+(:data:`cdfv.schemas.LFW_DETECTIONS`), ``reports/metrics/detect_lfw.json`` (:data:`DETECT_KIND`) and its
+details (counts, forward passes, timing). Unreadable images
 become ``status=unreadable`` rows and one warning summary, never a crash.
 
 :func:`detect_records` is the chunk-level worker the Prefect flow fans out over.
@@ -29,9 +30,14 @@ from cdfv.config import DetectParams, Params
 from cdfv.detect import make_detector, schedule
 from cdfv.detect.base import LANDMARK_COLUMNS, Detector, clip_box
 from cdfv.detect.heuristic import choose_face, fallback_box
-from cdfv.io import ImageReadError, read_parquet, read_rgb, write_json_atomic, write_parquet_atomic
+from cdfv.io import ImageReadError, read_parquet, read_rgb, write_parquet_atomic
+from cdfv.results import MetricKind, write_results
 
 log = logging.getLogger(__name__)
+
+#: ``detect_lfw.json``: shares of the readable images with a face (at any threshold / at the first
+#: threshold of the walk-down) and the mean threshold at which the chosen face was accepted
+DETECT_KIND = MetricKind("detect_lfw", ("detected", "detected_at_start", "mean_threshold"))
 
 
 def _empty_row(rec: dict[str, Any], backend: str) -> dict[str, Any]:
@@ -121,24 +127,30 @@ def detect_records(
 
 def summarise(
     rows: Sequence[dict[str, Any]], backend: str, seconds: float, forward_passes: int, start: float
-) -> dict[str, Any]:
-    """Counts for ``reports/metrics/detect_lfw.json`` (and a warning for unreadable images)."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(declared metrics, details) of ``detect_lfw``: shares and mean threshold; counts and timing."""
     status = [r["status"] for r in rows]
     ok_thr = [r["threshold_used"] for r in rows if r["status"] == "ok"]
     readable = len(rows) - status.count("unreadable")
-    return {
+    at_start = int(sum(t == start for t in ok_thr))  # passed the first threshold
+    metrics = {
+        "detected": status.count("ok") / readable if readable else None,
+        "detected_at_start": at_start / readable if readable else None,
+        "mean_threshold": float(np.mean(ok_thr)) if ok_thr else None,
+    }
+    details = {
         "backend": backend,
         "images": len(rows),
         "ok": status.count("ok"),
         "no_face": status.count("no_face"),
         "unreadable": status.count("unreadable"),
+        "accepted_at_start": at_start,
         "forward_passes": forward_passes,
         "forward_passes_per_image": forward_passes / readable if readable else 0.0,
-        "mean_threshold_used": float(np.mean(ok_thr)) if ok_thr else None,
-        "accepted_at_start": int(sum(t == start for t in ok_thr)),  # passed the first threshold
         "seconds": round(seconds, 3),
         "images_per_s": round(readable / seconds, 2) if seconds > 0 else None,
     }
+    return metrics, details
 
 
 def warn_unreadable(rows: Sequence[dict[str, Any]], stage: str) -> None:
@@ -196,7 +208,10 @@ def run_detect_lfw(
     out: Path = paths.LFW_DETECTIONS,
     metrics_out: Path = paths.DETECT_LFW_METRICS,
 ) -> dict[str, Any]:
-    """The ``detect_lfw`` stage; returns its metrics. ``detect``/``out``/``metrics_out``: another backend's stage."""
+    """The ``detect_lfw`` stage. Returns its details merged with the metrics it wrote.
+
+    ``detect``/``out``/``metrics_out``: another backend's detection stage (``detect_lfw_mtcnn``).
+    """
     dp: DetectParams = detect or params.detect
     records = load_image_records(root)
     cached_detector(dp, params.cache_path)  # fail fast (weights, models) before any work
@@ -211,11 +226,11 @@ def run_detect_lfw(
     rows = [r for chunk_rows, _ in results for r in chunk_rows]
     passes = sum(n for _, n in results)
     write_detections(rows, root / out)
-    metrics = summarise(rows, dp.backend, seconds, passes, schedule(dp).start)
-    write_json_atomic(root / metrics_out, metrics)
+    metrics, details = summarise(rows, dp.backend, seconds, passes, schedule(dp).start)
+    result = write_results(root, metrics_out, DETECT_KIND, metrics, details)
     warn_unreadable(rows, "detect_lfw")
-    log.info("detect_lfw: %s", json.dumps(metrics))
-    return metrics
+    log.info("detect_lfw: %s", json.dumps(result))
+    return result
 
 
 def run_detect_lfw_mtcnn(

@@ -36,9 +36,22 @@ from cdfv.codecs.registry import codec_from_params, get_codec
 from cdfv.config import Params, ParamsError
 from cdfv.encode.border import codec_input, pad_to_multiple, uniform_pads
 from cdfv.encode.loop import code_chunk, encode_robust, probe_ids, rate_summary, write_coded
-from cdfv.io import atomic_path, read_parquet, read_rgb, write_json_atomic, write_parquet_atomic
+from cdfv.io import atomic_path, read_parquet, read_rgb, write_parquet_atomic
 from cdfv.rd.metrics import bpp
+from cdfv.results import MetricKind, write_results
 from cdfv.shards import LATENT_CROP, LatentShardWriter, centre_crop
+
+#: ``rate/<codec>.json`` and ``rate_full/<codec>.json``: probe means (the paper reports probes) of the
+#: rate over the 256^2 codec input (paper eq. 7) and of PSNR / MS-SSIM; counts and other rates in the details
+RATE_KIND = MetricKind("rate", ("bpp", "psnr", "ms_ssim"))
+#: ``latents_vggface2/<codec>.json``: mean bpp of the stored latents and shard bytes per bitstream byte
+LATENT_KIND = MetricKind("latents", ("bpp", "storage_vs_bitstream"))
+
+
+def rate_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """The declared rate metrics from a :func:`cdfv.encode.loop.rate_summary` (probes, else all images)."""
+    block = summary.get("probes") or summary["all"]
+    return {"bpp": block["bpp_256"], "psnr": block["psnr"], "ms_ssim": block["ms_ssim"]}
 
 
 def _row(schema: pa.Schema, item: dict[str, Any], codec: str, status: str, error: str | None) -> dict[str, Any]:
@@ -48,7 +61,7 @@ def _row(schema: pa.Schema, item: dict[str, Any], codec: str, status: str, error
 
 
 def run_encode_lfw(params: Params, codec_name: str, root: str | os.PathLike[str] = ".") -> dict[str, Any]:
-    """Stage ``encode_lfw@<codec_name>``; returns the rate summary written to ``rate/<codec>.json``."""
+    """Stage ``encode_lfw@<codec_name>``; returns the rate summary (``rate/<codec>.json`` + its details)."""
     root = Path(root)
     codec = codec_from_params(codec_name, params)
     entry = params.codecs[codec_name]
@@ -122,15 +135,14 @@ def run_encode_lfw(params: Params, codec_name: str, root: str | os.PathLike[str]
     if writer is not None:
         summary["latent_storage_bytes"] = writer.stored_bytes
         summary["latent_storage_vs_bitstream"] = writer.stored_bytes / max(1, sum(r["bytes"] or 0 for r in rows))
-    write_json_atomic(root / paths.rate_json(codec_name), summary)
-    return summary
+    return write_results(root, paths.rate_json(codec_name), RATE_KIND, rate_metrics(summary), summary)
 
 
 # ---------------------------------------------------------------------------------------------
 # Pipeline B1 (thesis ch. 5): whole images through a learned codec
 # ---------------------------------------------------------------------------------------------
 def run_encode_lfw_full(params: Params, codec_name: str, root: str | os.PathLike[str] = ".") -> dict[str, Any]:
-    """Stage ``encode_lfw_full@<codec_name>``; returns the rate summary written to ``rate_full/<codec>.json``."""
+    """Stage ``encode_lfw_full@<codec_name>``; returns the rate summary (``rate_full/<codec>.json`` + details)."""
     root = Path(root)
     params.eval.b1_codec(codec_name)
     codec = get_codec(codec_name, params.encode)
@@ -193,8 +205,7 @@ def run_encode_lfw_full(params: Params, codec_name: str, root: str | os.PathLike
         "n_failed": summary["n_failed"],
         "probes": summary["probes"],
     }
-    write_json_atomic(root / paths.full_rate_json(codec_name), out)
-    return out
+    return write_results(root, paths.full_rate_json(codec_name), RATE_KIND, rate_metrics(summary), out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,15 +259,16 @@ def run_latents_vggface2(params: Params, codec_name: str, root: str | os.PathLik
                 )
         writer.close()
         n_rows = len(writer)
-    summary = {
+    metrics = {
+        "bpp": bit_bytes * 8 / max(1, n_rows) / (cfg.crop + 2 * pad) ** 2,  # over the 256^2 codec input
+        "storage_vs_bitstream": writer.stored_bytes / max(1, bit_bytes),
+    }
+    details = {
         "codec": codec_name,
         "images": len(images),
         "variants": cfg.variants,
         "latents": n_rows,
         "failed": len(jobs) - n_rows,
-        "mean_bpp_256": bit_bytes * 8 / max(1, n_rows) / (cfg.crop + 2 * pad) ** 2,
         "storage_bytes": writer.stored_bytes,
-        "storage_vs_bitstream": writer.stored_bytes / max(1, bit_bytes),
     }
-    write_json_atomic(root / paths.vggface2_latent_json(codec_name), summary)
-    return summary
+    return write_results(root, paths.vggface2_latent_json(codec_name), LATENT_KIND, metrics, details)

@@ -1,17 +1,17 @@
 """The paper's Fig. 4 and Table II/7 regenerated from the eval and complexity metrics.
 
-Inputs: ``reports/metrics/eval/<model>.json`` (one per evaluated solution, written by the
-``eval_lfw`` stage) and ``reports/metrics/complexity.json`` (GMAC, kMAC/px, ms/pair per model).
-Outputs: rate–metric CSVs for ``dvc plots`` (one file per Fig. 4 line), ``reports/figures/fig4.png``
-(four panels: TAR@FAR=1e-3, TAR@FAR=1e-2, EER, AUC vs probe bpp), ``reports/table7.md`` (paper
-values in adjacent columns with differences, BD-rate/BD-TAR between codec families).
+Inputs: the results of every evaluated solution (``reports/metrics/eval/<model>.json`` + its details,
+written by the ``eval_lfw`` stages) and of the ``complexity`` stage (``reports/metrics/complexity/<model>.json``:
+GMAC, kMAC/px; its details: ms/pair). Outputs: ``reports/plots/fig4.csv`` for ``dvc plots`` (one row
+per point with its Fig. 4 line in ``series``: the top-level plots ``fig4_*`` draw whatever lines exist),
+``reports/figures/fig4.png`` (four panels: TAR@FAR=1e-3, TAR@FAR=1e-2, EER, AUC vs probe bpp) and
+``reports/table7.md`` (paper values in adjacent columns with differences, BD-rate/BD-TAR between codec families).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -20,6 +20,7 @@ from typing import Any
 
 from cdfv import paths
 from cdfv.rd.bd import BdError, BdMethod, bd_metric, bd_rate
+from cdfv.results import read_results, result_names
 
 #: Fig. 4 panels: (metric key, axis label).
 PANELS: tuple[tuple[str, str], ...] = (
@@ -43,40 +44,32 @@ PAPER_TABLE7: dict[str, tuple[float, float, float, float, float, float | None]] 
 }
 ANCHOR = "ResNet50_Original_Anchor"
 
-CSV_FIELDS = ("model", "bpp", "tar_far_1e-3", "tar_far_1e-2", "eer", "auc")
+CSV_FIELDS = ("series", "model", "pipeline", "bpp", "tar_far_1e-3", "tar_far_1e-2", "eer", "auc")
 
 
 # ------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------
 def load_eval_results(root: Path, models: Sequence[str] | None = None, stage_of: Any = None) -> list[dict[str, Any]]:
-    """``reports/metrics/eval/<model>.json`` of ``models`` (default: every file), sorted by model.
+    """Results (metrics merged over details) of ``models`` (default: every evaluated one), sorted by model.
 
-    A configured model without its JSON raises naming the stage to run (``stage_of(model)``).
+    A configured model without its results raises naming the stage to run (``stage_of(model)``).
     """
-    d = root / paths.EVAL_METRICS
-    if models is None:
-        files = sorted(d.glob("*.json"))
-    else:
-        files = [d / f"{m}.json" for m in models]
-        missing = [m for m, f in zip(models, files) if not f.is_file()]
-        if missing:
-            stages = " ".join(stage_of(m) if stage_of else m for m in missing)
-            raise FileNotFoundError(f"{d}: no metrics for {', '.join(missing)}. Run `dvc repro {stages}` first.")
-    results = []
-    for p in files:
-        try:
-            results.append(json.loads(p.read_text()))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{p}: not valid JSON ({err}); rerun `dvc repro eval_lfw`") from None
+    names = result_names(root, paths.EVAL_METRICS) if models is None else list(models)
+    missing = [m for m in names if not (root / paths.eval_json(m)).is_file()]
+    if missing:
+        stages = " ".join(stage_of(m) if stage_of else m for m in missing)
+        raise FileNotFoundError(
+            f"{root / paths.EVAL_METRICS}: no metrics for {', '.join(missing)}. Run `dvc repro {stages}` first."
+        )
+    results = [read_results(root, paths.eval_json(m), stage_of(m) if stage_of else "") for m in names]
     return sorted(results, key=lambda r: r["model"])
 
 
-def load_complexity(path: Path) -> dict[str, dict[str, Any]]:
-    """``complexity.json`` keyed by model name, or ``{}`` when it has not been computed."""
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text())
+def load_complexity(root: Path) -> dict[str, dict[str, Any]]:
+    """Complexity results (MACs merged over timings) keyed by model, or ``{}`` when not computed."""
+    names = result_names(root, paths.COMPLEXITY_METRICS)
+    return {m: read_results(root, paths.complexity_json(m), "complexity") for m in names}
 
 
 # ------------------------------------------------------------------------------------------
@@ -123,13 +116,17 @@ def series_points(results: Iterable[dict[str, Any]]) -> dict[str, list[dict[str,
     return {k: sorted(v, key=lambda r: r["bpp"]) for k, v in sorted(out.items())}
 
 
-def rate_metric_csv(points: Sequence[dict[str, Any]]) -> str:
-    """CSV text (``model,bpp,tar_far_1e-3,...``) of one Fig. 4 line for ``dvc plots``."""
+def fig4_csv(results: Iterable[dict[str, Any]]) -> str:
+    """CSV text (``series,model,pipeline,bpp,tar_far_1e-3,...``) of every Fig. 4 point for ``dvc plots``.
+
+    One row per rate point, grouped by line (``series``) and sorted by rate; anchors (no rate) excluded.
+    """
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    for p in points:
-        w.writerow({k: p.get(k) for k in CSV_FIELDS})
+    for pts in series_points(results).values():
+        for p in pts:
+            w.writerow({k: p.get(k) for k in CSV_FIELDS})
     return buf.getvalue()
 
 
@@ -170,7 +167,7 @@ def _times(x: float | None, digits: int = 2) -> str:
 
 
 def table7_sentences(complexity: dict[str, dict[str, Any]]) -> list[str]:
-    """The sentences under Table 7, every number taken from ``complexity.json`` (or 'not measured')."""
+    """The sentences under Table 7, every number taken from the complexity results (or 'not measured')."""
     out = []
     rows = [c for c in complexity.values() if c.get("device")]
     if rows:
@@ -346,20 +343,17 @@ def write_report(
     models: Sequence[str] | None = None,
     stage_of: Any = None,
 ) -> dict[str, Path]:
-    """Write rate–metric CSVs, Fig. 4 PNG and table7.md under ``root``; return the paths."""
-    from cdfv.io import atomic_path, write_bytes_atomic
+    """Write ``fig4.csv``, the Fig. 4 PNG and table7.md under ``root``; return the paths."""
+    from cdfv.io import write_bytes_atomic
 
     results = load_eval_results(root, models, stage_of)
     if not results:
         raise FileNotFoundError(f"{root / paths.EVAL_METRICS}: no eval metrics. Run `dvc repro eval_lfw` first.")
-    complexity = load_complexity(root / paths.COMPLEXITY_JSON)
-    plots_dir = root / paths.RATE_METRIC_PLOTS
-    with atomic_path(plots_dir) as tmp:
-        tmp.mkdir(parents=True)
-        for name, pts in series_points(results).items():
-            (tmp / f"{name}.csv").write_text(rate_metric_csv(pts))
+    complexity = load_complexity(root)
+    plots = root / paths.FIG4_CSV
+    write_bytes_atomic(plots, fig4_csv(results).encode())
     fig = root / paths.FIG4
     plot_fig4(results, fig)
     table = root / paths.TABLE7
     write_bytes_atomic(table, table7_markdown(results, complexity, bd_anchor, bd_method).encode())
-    return {"plots": plots_dir, "figure": fig, "table": table}
+    return {"plots": plots, "figure": fig, "table": table}

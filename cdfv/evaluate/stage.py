@@ -19,7 +19,12 @@ from cdfv.evaluate.recognisers import build_recogniser
 from cdfv.evaluate.report import write_report
 from cdfv.evaluate.score import score_pairs
 from cdfv.evaluate.solutions import Solution, parse_solution
-from cdfv.io import read_parquet, write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from cdfv.io import read_parquet, write_bytes_atomic, write_parquet_atomic
+from cdfv.results import MetricKind, write_results
+
+#: ``eval/<model>.json``: the Fig. 4 / Table 7 numbers of one solution (bpp: probe mean, None for anchors);
+#: counts, the other rates, thresholds, settings and timings are in its details
+EVAL_KIND = MetricKind("eval", ("tar_far_1e-3", "tar_far_1e-2", "eer", "auc", "accuracy", "bpp"))
 
 
 def allowed_models(params: Params) -> list[str]:
@@ -70,7 +75,10 @@ def roc_csv(labels: np.ndarray, scores: np.ndarray) -> str:
 
 
 def run_eval_lfw(params: Params, model: str, root: Path = Path(".")) -> dict[str, Any]:
-    """Evaluate one solution on LFW View 2; write scores, embeddings, metrics JSON and ROC CSV."""
+    """Evaluate one solution on LFW View 2; write scores, embeddings, metrics + details JSON and ROC CSV.
+
+    Returns the details merged with the declared metrics.
+    """
     sol = parse_solution(model)
     if model not in allowed_models(params):
         raise ValueError(
@@ -97,23 +105,25 @@ def run_eval_lfw(params: Params, model: str, root: Path = Path(".")) -> dict[str
     b224, b256 = probe_rate(sol, root, left)
     _, bpp_probe = probe_sources(root, sol) if sol.codec else (None, {})
     n_images = len(set(probe_emb) | set(ref_emb)) if probe_emb is not ref_emb else len(probe_emb)
-    result: dict[str, Any] = {
+    metrics = {k: out.pop(k) for k in EVAL_KIND.keys if k in out}
+    metrics["bpp"] = b256 if e.rate_denominator == 256 else b224
+    details: dict[str, Any] = {
         "model": model,
         "series": sol.series,
         "pipeline": sol.pipeline,
         "recogniser": sol.recogniser,
         "codec": sol.codec,
         "tar_rule": e.tar_rule,
+        "rate_denominator": e.rate_denominator,
         "n_pairs": int(labels.size),
         "n_genuine": int(labels.sum()),
         "n_fallback_pairs": int(fallback.sum()),
         "bpp_224": None if sol.pipeline == "B1" else b224,
         **({"bpp_orig": b224} if sol.pipeline == "B1" else {}),  # B1: over the whole 250^2 original
         "bpp_256": b256,
-        "bpp": b256 if e.rate_denominator == 256 else b224,
         "embed_ms_per_image": 1000.0 * t_embed / max(n_images, 1),
         "seconds": time.perf_counter() - t0,
-        **out,
+        **out,  # eer_threshold, accuracy_std, n_folds
     }
 
     d = root / paths.eval_dir(model)
@@ -142,8 +152,7 @@ def run_eval_lfw(params: Params, model: str, root: Path = Path(".")) -> dict[str
     )
     write_parquet_atomic(d / "embeddings.parquet", emb, schemas.LFW_EMBEDDINGS)
     write_bytes_atomic(root / paths.ROC_PLOTS / f"{model}.csv", roc_csv(labels, scores).encode())
-    write_json_atomic(root / paths.eval_json(model), result)
-    return result
+    return write_results(root, paths.eval_json(model), EVAL_KIND, metrics, details)
 
 
 def run_report(params: Params, root: Path = Path(".")) -> dict[str, Path]:

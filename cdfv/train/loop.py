@@ -255,6 +255,21 @@ def fingerprint(spec: RunSpec, cfg: TrainParams, root: Path, say: bool = True) -
     return fp.compute(spec.stage, spec.item, root, run_params(spec, cfg), extra={"init": init}, say=say)
 
 
+#: per-epoch values DVCLive plots but keeps out of ``metrics.json`` (``dvc metrics``): the run's speed and
+#: the learning rate the params schedule (an echo of settings, not a result)
+CURVES_ONLY = ("images_per_s", "lr")
+
+
+def log_epoch(live: Any, phase: int, metrics: dict[str, float]) -> None:
+    """One DVCLive step: every value as a curve; the summary keeps the results (loss, accuracy, val_loss)."""
+    for k, v in metrics.items():
+        live.log_metric(f"phase{phase}/{k}", v)
+    block = live.summary.get(f"phase{phase}", {})
+    for k in CURVES_ONLY:
+        block.pop(k, None)
+    live.next_step()
+
+
 def _seed(*parts: int) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") & ((1 << 63) - 1)
 
@@ -292,10 +307,7 @@ class Trainer:
 
         live = Live(str(self.root / self.spec.report_dir), resume=False, save_dvc_exp=False, dvcyaml=None, report=None)
         for h in history:
-            for k, v in h.items():
-                if k not in ("phase", "epoch", "step"):
-                    live.log_metric(f"phase{int(h['phase'])}/{k}", v)
-            live.next_step()
+            log_epoch(live, int(h["phase"]), {k: v for k, v in h.items() if k not in ("phase", "epoch", "step")})
         return live
 
     def _fingerprint(self) -> fp.Fingerprint:
@@ -628,9 +640,7 @@ class Trainer:
                 )
             st.history.append({"phase": phase, "epoch": st.epoch + 1, "step": st.step, **metrics})
             if live is not None:
-                for k, v in metrics.items():
-                    live.log_metric(f"phase{phase}/{k}", v)
-                live.next_step()
+                log_epoch(live, phase, metrics)
             st.logged += 1
             print(
                 f"[{self.spec.name}] phase {phase} epoch {st.epoch + 1}/{epochs}: "

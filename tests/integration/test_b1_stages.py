@@ -17,6 +17,7 @@ from cdfv import paths
 from cdfv.detect.base import LANDMARK_COLUMNS
 from cdfv.evaluate.report import write_report
 from cdfv.io import read_rgb
+from cdfv.results import read_results
 from tests.conftest import run_dvc
 
 pytestmark = pytest.mark.slow
@@ -44,7 +45,8 @@ def test_b1_stages_decode_then_crop_with_original_detections(dvc_workspace) -> N
         assert r["bytes"] == (ws / r["bitstream"]).stat().st_size - 8  # y + z strings, 8-byte container header
         assert r["bpp_256"] == pytest.approx(8 * r["bytes"] / 256**2)
         assert r["bpp_orig"] == pytest.approx(8 * r["bytes"] / 250**2)
-    rate = json.loads((ws / paths.full_rate_json(CODEC)).read_text())
+    rate = read_results(ws, paths.full_rate_json(CODEC))
+    assert rate["bpp"] == pytest.approx(np.mean([r["bpp_256"] for r in index]), rel=1e-5)  # declared
     assert rate["n_probes"] == len(probes) and rate["probes"]["bpp_256"] == pytest.approx(
         np.mean([r["bpp_256"] for r in index])
     )
@@ -61,10 +63,10 @@ def test_b1_stages_decode_then_crop_with_original_detections(dvc_workspace) -> N
         assert f["sha256"] != orig[f["image_id"]]["sha256"]  # the codec changed the pixels
 
     # eval: probe = B1 face, reference = original; rate = mean bpp_256 over the distinct probes
-    m = json.loads((ws / paths.EVAL_METRICS / f"{MODEL}.json").read_text())
+    m = read_results(ws, paths.eval_json(MODEL))
     assert (m["pipeline"], m["codec"], m["series"]) == ("B1", CODEC, "Dlib_B1_Balle2018_mse")
     assert m["n_pairs"] == 76 and 0.0 <= m["auc"] <= 1.0
-    assert m["bpp"] == pytest.approx(rate["probes"]["bpp_256"]) and m["bpp_orig"] == pytest.approx(
+    assert m["bpp"] == pytest.approx(rate["probes"]["bpp_256"], rel=1e-5) and m["bpp_orig"] == pytest.approx(
         rate["probes"]["bpp_orig"]
     )
     emb = pq.read_table(ws / paths.eval_dir(MODEL) / "embeddings.parquet").to_pylist()
@@ -75,7 +77,8 @@ def test_b1_stages_decode_then_crop_with_original_detections(dvc_workspace) -> N
     table = out["table"].read_text()
     other = table.split("## Other evaluated solutions")[1]
     assert f"| {MODEL} | B1 |" in other
-    assert (ws / paths.RATE_METRIC_PLOTS / "Dlib_B1_Balle2018_mse.csv").read_text().splitlines()[1].startswith(MODEL)
+    fig4 = (ws / paths.FIG4_CSV).read_text().splitlines()
+    assert fig4[1].startswith(f"Dlib_B1_Balle2018_mse,{MODEL},B1,")  # series, model, pipeline
 
     # precise invalidation: an alignment param re-aligns B1 faces but never re-encodes
     params["align"]["interpolation"] = "bicubic"

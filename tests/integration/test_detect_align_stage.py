@@ -34,8 +34,14 @@ def test_dvc_repro_align_lfw_on_lfw_mini(dvc_workspace) -> None:  # type: ignore
         assert r.x1 <= cx <= r.x2 and r.y1 <= cy <= r.y2, r.image_id
         assert abs((r.x1 + r.x2) / 2 - cx) < 0.15 * r.width and abs((r.y1 + r.y2) / 2 - cy) < 0.15 * r.height
         assert r.threshold_used <= r.score and r.n_candidates >= 1
+    # declared metrics: shares of the readable images and the mean accepting threshold (dlib walk starts at 1.0)
     metrics = json.loads((ws / "reports/metrics/detect_lfw.json").read_text())
-    assert metrics["forward_passes"] == 25 and metrics["forward_passes_per_image"] == 1.0
+    assert set(metrics) == {"detected", "detected_at_start", "mean_threshold"} and metrics["detected"] == 1.0
+    assert metrics["detected_at_start"] == pytest.approx((det.threshold_used == 1.0).mean(), rel=1e-5)
+    assert metrics["mean_threshold"] == pytest.approx(det.threshold_used.mean(), rel=1e-5)
+    details = json.loads((ws / "reports/details/detect_lfw.json").read_text())  # counts, timing
+    assert details["forward_passes"] == 25 and details["forward_passes_per_image"] == 1.0
+    assert details["ok"] == 25 and details["seconds"] > 0
 
     # aligned 224x224 PNGs, pad offsets exact, eyes level
     for r in faces.itertuples():
@@ -75,5 +81,6 @@ def test_corrupt_png_becomes_unreadable_row_not_a_crash(dvc_workspace) -> None: 
     run_dvc(ws, "repro", "--single-item", "align_lfw")
     faces = pq.read_table(ws / "data/interim/lfw/faces.parquet").to_pandas().set_index("image_id")
     assert pd.isna(faces.loc[images.image_id[3]].path) and faces.path.notna().sum() == 24
-    assert json.loads((ws / "reports/metrics/align_lfw.json").read_text())["unreadable"] == 1
+    assert json.loads((ws / "reports/details/align_lfw.json").read_text())["unreadable"] == 1
+    assert json.loads((ws / "reports/metrics/detect_lfw.json").read_text())["detected"] == 1.0  # of readable
     assert np.isfinite(faces.angle.dropna()).all()

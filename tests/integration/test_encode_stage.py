@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 from cdfv import paths
 from cdfv.align.views import centre_crop
 from cdfv.io import encode_png, read_rgb, write_parquet_atomic
+from cdfv.results import read_results
 from cdfv.schemas import LFW_FACES, LFW_PAIRS
 from cdfv.shards import LatentShardReader
 from tests.conftest import BIN, run_dvc
@@ -72,6 +74,7 @@ def test_encode_branches_rd_report_and_precise_invalidation(dvc_workspace, share
     run_dvc(ws, "repro", "--single-item", *[f"encode_lfw@{c}" for c in CODECS], "rd_report")
 
     rates = {}
+    probes = set(pq.read_table(ws / paths.LFW_PAIRS).column("left_id").to_pylist())
     for codec in CODECS:
         index = pq.read_table(ws / paths.codec_index(codec)).to_pylist()
         assert len(index) == len(ids) + 1
@@ -84,7 +87,14 @@ def test_encode_branches_rd_report_and_precise_invalidation(dvc_workspace, share
             size = (ws / r["bitstream"]).stat().st_size
             assert r["bytes"] == (size - 8 if codec.startswith("Balle") else size)
             assert r["bpp_224"] == pytest.approx(r["bpp_256"] * 256**2 / 224**2)
-        summary = json.loads((ws / paths.rate_json(codec)).read_text())
+        # declared: probe means of bpp over the 256^2 input, PSNR, MS-SSIM; the rest in the details
+        declared = json.loads((ws / paths.rate_json(codec)).read_text())
+        on_probes = [r for r in ok if r["image_id"] in probes]
+        assert declared == {
+            k: pytest.approx(np.mean([r[col] for r in on_probes]), rel=1e-5)
+            for k, col in (("bpp", "bpp_256"), ("psnr", "psnr"), ("ms_ssim", "ms_ssim"))
+        }
+        summary = read_results(ws, paths.rate_json(codec))
         assert summary["probes"]["n"] == 6 and summary["all"]["n"] == len(ids)
         rates[codec] = summary["all"]
     assert rates["JPEG_Q1"]["bpp_256"] < rates["JPEG_Q25"]["bpp_256"]
@@ -95,7 +105,10 @@ def test_encode_branches_rd_report_and_precise_invalidation(dvc_workspace, share
     assert len(reader) == len(ids) and reader.get(ids[0]).shape == (192, 14, 14)
     reader.verify_all()
 
-    assert (ws / paths.RD_PLOTS / "JPEG.csv").read_text().count("\n") == 3  # header + 2 points
+    rd = list(csv.DictReader((ws / paths.RD_CSV).open()))  # one file, every series
+    assert [r["codec"] for r in rd if r["series"] == "JPEG"] == ["JPEG_Q1", "JPEG_Q25"]  # by rate
+    assert {r["series"] for r in rd} == {"JPEG", "JPEG2000_mse", "HEVC", "Balle2018_mse"}
+    assert sorted(p.stem for p in (ws / paths.RD_METRICS).iterdir()) == sorted({r["series"] for r in rd})
     assert "JPEG_Q25" in (ws / paths.RD_REPORT).read_text()
 
     # changing one quality point reruns only its branch (+ the aggregate report)
@@ -127,4 +140,4 @@ def test_encoder_failure_names_image_and_codec(dvc_workspace, shared_dir: Path) 
     assert proc.returncode == 0, proc.stderr
     index = pq.read_table(ws / paths.codec_index("HEVC_QP35")).to_pylist()
     assert [r["status"] for r in index if r["image_id"] in ids] == ["error", "error"]
-    assert json.loads((ws / paths.rate_json("HEVC_QP35")).read_text())["n_failed"] == 2
+    assert read_results(ws, paths.rate_json("HEVC_QP35"))["n_failed"] == 2

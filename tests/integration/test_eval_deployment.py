@@ -21,6 +21,9 @@ from typing import IO, Any
 import pytest
 import yaml
 
+from cdfv import paths
+from cdfv.evaluate.stage import EVAL_KIND
+from cdfv.results import read_results
 from tests.conftest import BIN, REPO, run_dvc
 
 pytestmark = pytest.mark.slow
@@ -132,7 +135,7 @@ def test_eval_lfw_deployment_on_real_prefect_server(prefect_env: dict[str, str],
         )
         assert rc == 0, f"{out}\n{state}\n{(Path(prefect_env['PREFECT_HOME']) / 'worker.log').read_text()[-4000:]}"
         assert "Completed" in out
-        metrics = json.loads((ws / "reports/metrics/eval/Dlib_Original_Anchor.json").read_text())
+        metrics = read_results(ws, paths.eval_json("Dlib_Original_Anchor"))
         assert metrics["n_pairs"] == 76 and 0.5 < metrics["auc"] <= 1.0
         # DVC, not the flow, owns the outputs: the stage is recorded in dvc.lock and now up to date.
         assert "eval_lfw_dlib_anchor" in yaml.safe_load((ws / "dvc.lock").read_text())["stages"]
@@ -141,25 +144,28 @@ def test_eval_lfw_deployment_on_real_prefect_server(prefect_env: dict[str, str],
         # 3. The metrics table is published as a markdown artifact.
         art = _prefect(prefect_env, "artifact", "inspect", "eval-lfw-metrics").stdout
         assert "Dlib_Original_Anchor" in art and "TAR@FAR=1e-3" in art
+        assert "| 76 | 0 |" in art  # pairs and fallback pairs: read from the result's details
     finally:
         _stop(worker, worker_log)
 
 
 def test_metrics_diff_after_changing_one_smoke_param(dvc_workspace) -> None:
     """`dvc metrics diff` shows the eval metrics moving after one param of the smoke profile changes."""
-    ws = dvc_workspace()
-    git = ["git", "-c", "user.name=cdfv-test", "-c", "user.email=test@cdfv.invalid"]
-    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)  # `dvc metrics diff` compares git revisions
-    run_dvc(ws, "config", "core.no_scm", "false")  # so DVC .gitignores its outputs
+    ws = dvc_workspace(git=True)  # `dvc metrics diff` compares git revisions
     run_dvc(ws, "repro", "eval_lfw_dlib_anchor")
     subprocess.run(["git", "add", "-A"], cwd=ws, check=True)
-    subprocess.run([*git, "commit", "-qm", "baseline"], cwd=ws, check=True)
+    subprocess.run(["git", "commit", "-qm", "baseline"], cwd=ws, check=True)  # the workspace's own identity
     params = yaml.safe_load((ws / "params.yaml").read_text())
     assert params["align"]["interpolation"] == "bilinear"
     params["align"]["interpolation"] = "bicubic"  # different pixels -> different embeddings -> scores
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run_dvc(ws, "repro", "eval_lfw_dlib_anchor").stdout
     assert "Running stage 'align_lfw'" in out and "Running stage 'eval_lfw_dlib_anchor'" in out
+    # only declared eval metrics can appear (align_lfw declares none; its counts and timing are details)
     diff = json.loads(run_dvc(ws, "metrics", "diff", "--json").stdout)
-    changed = diff["reports/metrics/eval/Dlib_Original_Anchor.json"]
-    assert abs(changed["eer_threshold"]["diff"]) > 0
+    assert set(diff) <= {"reports/metrics/eval/Dlib_Original_Anchor.json"}, diff
+    assert all(set(rows) <= set(EVAL_KIND.keys) for rows in diff.values()), diff
+    # the scores moved: the EER threshold (a detail) differs from the committed baseline's
+    details = "reports/details/eval/Dlib_Original_Anchor.json"
+    before = json.loads(subprocess.run(["git", "show", f"HEAD:{details}"], cwd=ws, capture_output=True).stdout)
+    assert before["eer_threshold"] != json.loads((ws / details).read_text())["eer_threshold"]

@@ -73,3 +73,21 @@ def test_cli_rejects_invalid_params_before_work(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["ingest-lfw", "--params", str(f)])
     assert res.exit_code == 2
     assert "lfw.workres" in res.output
+
+
+@pytest.mark.parametrize("source", ["repo", "workspace"])
+def test_params_rewritten_by_dvc_exp_run_set_param_still_validate(tmp_path: Path, source: str) -> None:
+    """`dvc exp run -S` rewrites params.yaml with ruamel (YAML 1.2): `subsampling: 4:2:0` comes back unquoted."""
+    from dvc.utils.hydra import apply_overrides  # what `dvc exp run -S` calls
+
+    text = (REPO / "params.yaml").read_text()
+    if source == "workspace":  # as `cdfv workspace` writes it (PyYAML)
+        text = yaml.safe_dump(yaml.safe_load(text), sort_keys=False)
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    apply_overrides(path, ["eval.tar_rule=linear"])
+    rewritten = path.read_text()
+    assert "subsampling: 4:2:0" in rewritten and yaml.safe_load(rewritten)["encode"]["jpeg"]["subsampling"] == 14520
+    p = load_params(path)
+    assert p.encode.jpeg.subsampling == "4:2:0" and p.eval.tar_rule == "linear"
+    assert parse_overrides(["encode.jpeg.subsampling=4:4:4"]) == {"encode": {"jpeg": {"subsampling": "4:4:4"}}}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -144,21 +143,42 @@ def test_bd_rows_known_offsets(results: list[dict]) -> None:
     assert R.bd_rows(results, "NoSuchSeries") == []
 
 
-def test_write_report_outputs(tmp_path: Path, results: list[dict]) -> None:
-    d = tmp_path / "reports" / "metrics" / "eval"
-    d.mkdir(parents=True)
+def _write_results(root: Path, results: list[dict], complexity: dict[str, dict]) -> None:
+    """The eval / complexity stages' files: declared metrics + details (as cdfv.results writes them)."""
+    from cdfv import paths
+    from cdfv.complexity import COMPLEXITY_KEYS
+    from cdfv.evaluate.stage import EVAL_KIND
+    from cdfv.results import MetricKind, write_results
+
     for r in results:
-        (d / f"{r['model']}.json").write_text(json.dumps(r))
+        metrics = {k: r.get(k) for k in EVAL_KIND.keys}
+        write_results(root, paths.eval_json(r["model"]), EVAL_KIND, metrics, {k: r[k] for k in r if k not in metrics})
+    kind = MetricKind("complexity", COMPLEXITY_KEYS)
+    for model, row in complexity.items():
+        metrics = {k: row.get(k) for k in COMPLEXITY_KEYS}
+        write_results(root, paths.complexity_json(model), kind, metrics, {k: row[k] for k in row if k not in metrics})
+
+
+def test_write_report_outputs(tmp_path: Path, results: list[dict]) -> None:
+    """Fig. 4 CSV (every line, one file), PNG and Table 7 from the results' metrics AND details."""
+    complexity = {"ResNet50_Original_Anchor": _cx(3.901, 3.901, 14.0, 20.0)}
+    _write_results(tmp_path, results, complexity)
     out = R.write_report(tmp_path)
-    files = sorted(p.name for p in out["plots"].iterdir())
-    assert files == ["Dlib_JPEG.csv", "ResNet50_Balle2018_mse.csv", "cResNet39_Balle2018_mse.csv"]
-    rows = list(csv.DictReader((out["plots"] / "ResNet50_Balle2018_mse.csv").open()))
-    assert [float(r["bpp"]) for r in rows] == sorted(RATES.values())
-    assert set(rows[0]) == set(R.CSV_FIELDS)
+    assert out["plots"] == tmp_path / "reports/plots/fig4.csv"
+    rows = list(csv.DictReader(out["plots"].open()))
+    assert list(rows[0]) == list(R.CSV_FIELDS)
+    assert {r["series"] for r in rows} == {"Dlib_JPEG", "ResNet50_Balle2018_mse", "cResNet39_Balle2018_mse"}
+    assert len(rows) == 3 * len(RATES)  # the anchor (no rate) is a horizontal line in the PNG, not a point
+    resnet = [r for r in rows if r["series"] == "ResNet50_Balle2018_mse"]
+    assert [float(r["bpp"]) for r in resnet] == sorted(RATES.values())
+    assert [r["model"] for r in resnet] == [f"ResNet50_Balle2018_mse_Q{q}" for q in sorted(RATES)]
     with Image.open(out["figure"]) as im:
         assert im.format == "PNG" and im.size[0] > 500
-    assert "Table 7" in out["table"].read_text()
-    assert "not measured" in out["table"].read_text()  # no complexity.json yet
+    table = out["table"].read_text()
+    cells = _cells(table, "ResNet50_Original_Anchor")
+    assert cells[8:14] == ["896.0", "1280.0", "205.3", "14.000", "20.000", "3.216"]  # ms from the details
+    assert "0.9500 ± 0.0100" in table  # accuracy (metrics) ± accuracy_std (details)
+    assert "ResNet50_Original_Anchor: 3" in table  # fallback pairs (details)
 
 
 def test_write_report_without_results_names_the_stage(tmp_path: Path) -> None:

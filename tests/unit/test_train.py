@@ -239,7 +239,17 @@ def test_phase2_freezes_backbone_and_logs_curves(reference_root: Path) -> None:
     assert model.embed(torch.zeros(2, 192, 14, 14)).shape == (2, model.feature_dim)
     # DVCLive: per-epoch curves for `dvc plots` + metrics.json
     live = reference_root / "reports/train/cresnet39" / CODEC
-    assert json.loads((live / "metrics.json").read_text())["phase2"]["val_loss"] == pytest.approx(hist[-1]["val_loss"])
+    summary = json.loads((live / "metrics.json").read_text())
+    assert summary["phase2"]["val_loss"] == pytest.approx(hist[-1]["val_loss"])
+    # `dvc metrics` shows results only: speed and the scheduled lr are curves, not metrics
+    assert summary == {
+        "phase1": {"loss": hist[1]["loss"], "accuracy": hist[1]["accuracy"]},
+        "step": 2,
+        "phase2": {k: hist[2][k] for k in ("loss", "accuracy", "val_loss")},
+    }
+    lr = (live / "plots/metrics/phase2/lr.tsv").read_text().splitlines()
+    assert lr == ["step\tlr", "2\t0.005"]
+    assert (live / "plots/metrics/phase1/images_per_s.tsv").is_file()
     tsv = (live / "plots/metrics/phase1/loss.tsv").read_text().splitlines()
     assert tsv[0].split("\t") == ["step", "loss"] and len(tsv) == 3
     assert (live / "plots/metrics/phase2/val_loss.tsv").read_text().splitlines()[1].startswith("2\t")
