@@ -241,6 +241,17 @@ def complexity(params: ParamsOpt = Path("params.yaml")) -> None:
         )
 
 
+@app.command("repro")
+@friendly
+def repro(
+    workspace: Annotated[Path, typer.Argument(help="DVC workspace root (dvc.yaml + params.yaml)")] = Path("."),
+) -> None:
+    """Run every stage whose inputs exist (``make repro``), then list what was skipped and what unlocks it."""
+    from cdfv.repro.run import run_repro
+
+    raise typer.Exit(run_repro(workspace, echo=typer.echo).exit_code)
+
+
 @app.command("workspace")
 @friendly
 def workspace(

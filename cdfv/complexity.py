@@ -408,6 +408,7 @@ def run_complexity(params: Any, out: str | Path | None = None, root: str | Path 
     from cdfv import paths
     from cdfv.codecs.learned import LearnedCodec
     from cdfv.io import write_json_atomic
+    from cdfv.weights import codec_path
 
     cfg = params.require("complexity")
     root = Path(root)
@@ -429,7 +430,8 @@ def run_complexity(params: Any, out: str | Path | None = None, root: str | Path 
                     settings = params.encode.learned.model_copy(
                         update={"device": str(device), "batch_size": cfg.batch_pairs, "verify_sample": 0}
                     )
-                    codecs[spec.codec] = LearnedCodec(parse_codec_name(spec.codec), settings)
+                    weights = codec_path(params, spec.codec)  # weights.codecs.learned.<codec>, verified
+                    codecs[spec.codec] = LearnedCodec(parse_codec_name(spec.codec), settings, weights)
                 codec = codecs[spec.codec]
             e2e = e2e_step(spec, data, codec, device, a)
         result[spec.name] = complexity_row(spec, device, cfg.batch_pairs, cfg.warmup, cfg.repeats, label, e2e)

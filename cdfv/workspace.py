@@ -19,7 +19,7 @@ import yaml
 from cdfv.config import ParamsError, deep_merge, parse_params
 
 COPIED = ("dvc.yaml", "cdfv", "pipelines", "profiles")
-PATH_KEYS = ("archive_url", "pairs_url", "root", "weights")
+PATH_KEYS = ("archive_url", "pairs_url", "root", "weights", "url")
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -52,24 +52,32 @@ CSV_FIELDS = ("model", "bpp", "tar_far_1e-3", "tar_far_1e-2", "eer", "auc")
 def load_eval_results(root: Path, models: Sequence[str] | None = None, stage_of: Any = None) -> list[dict[str, Any]]:
     """``reports/metrics/eval/<model>.json`` of ``models`` (default: every file), sorted by model.
 
-    A configured model without its JSON raises naming the stage to run (``stage_of(model)``).
+    A configured model without its JSON raises naming the stage to run (``stage_of(model)``); the
+    report itself uses :func:`load_available`, which builds from whatever exists.
     """
     d = root / paths.EVAL_METRICS
-    if models is None:
-        files = sorted(d.glob("*.json"))
-    else:
-        files = [d / f"{m}.json" for m in models]
-        missing = [m for m, f in zip(models, files) if not f.is_file()]
+    if models is not None:
+        missing = [m for m in models if not (d / f"{m}.json").is_file()]
         if missing:
             stages = " ".join(stage_of(m) if stage_of else m for m in missing)
             raise FileNotFoundError(f"{d}: no metrics for {', '.join(missing)}. Run `dvc repro {stages}` first.")
-    results = []
+    return load_available(root, models)[0]
+
+
+def load_available(root: Path, models: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The eval metrics that exist (of ``models``, default every file) and the models without any."""
+    d = root / paths.EVAL_METRICS
+    files = sorted(d.glob("*.json")) if models is None else [d / f"{m}.json" for m in models]
+    results, missing = [], []
     for p in files:
+        if not p.is_file():
+            missing.append(p.stem)
+            continue
         try:
             results.append(json.loads(p.read_text()))
         except json.JSONDecodeError as err:
             raise ValueError(f"{p}: not valid JSON ({err}); rerun `dvc repro eval_lfw`") from None
-    return sorted(results, key=lambda r: r["model"])
+    return sorted(results, key=lambda r: r["model"]), missing
 
 
 def load_complexity(path: Path) -> dict[str, dict[str, Any]]:
@@ -227,6 +235,7 @@ def table7_markdown(
     complexity: dict[str, dict[str, Any]],
     bd_anchor: str = "ResNet50_Balle2018_mse",
     bd_method: BdMethod = "cubic",
+    not_run: dict[str, str] | None = None,
 ) -> str:
     """The paper's Table II/7: our values beside the paper's (with differences) and BD deltas.
 
@@ -235,7 +244,11 @@ def table7_markdown(
     GMAC / 224² (thesis-spec §6). Timings: "net" = networks only, inputs on the device; "e2e" = the
     path the paper timed (spec §8: read/decode, crop/align/resize or range decoding, networks, both
     images of a pair); the paper's ms columns are end-to-end.
+
+    ``not_run``: configured solutions without metrics -> why (their TAR cell says "not run", and a
+    section lists the reasons).
     """
+    not_run = not_run or {}
     by_model = {r["model"]: r for r in results}
     out = ["# Table 7 (paper Table II) regenerated", ""]
     out.append(
@@ -267,7 +280,8 @@ def table7_markdown(
             f"{_fmt(c.get('kmac_per_px'), 0)} | {_fmt(c.get('kmac_per_px_paper_convention'), 0)} | {p_kmac:.0f} | "
             f"{_fmt(c.get('ms_per_batch'), 1)} | {_fmt(c.get('e2e_ms_per_batch'), 1)} | {p_batch:.1f} | "
             f"{_fmt(c.get('ms_per_pair'), 3)} | {_fmt(c.get('e2e_ms_per_pair'), 3)} | {p_pair:.3f} | "
-            f"{_fmt(r.get('tar_far_1e-3'))} | {p_tar:.3f} | {_diff(r.get('tar_far_1e-3'), p_tar)} | "
+            f"{'not run' if model in not_run else _fmt(r.get('tar_far_1e-3'))} | {p_tar:.3f} | "
+            f"{_diff(r.get('tar_far_1e-3'), p_tar)} | "
             f"{_fmt(r.get('bpp'))} | {_fmt(p_bpp, 2)} | {_diff(r.get('bpp'), p_bpp)} |"
         )
     out.append("")
@@ -275,6 +289,15 @@ def table7_markdown(
     others = [r for r in results if r["model"] not in PAPER_TABLE7]
     if others:
         out += ["## Other evaluated solutions", "", metrics_table_markdown(others)]
+    if not_run:
+        out += [
+            "## Not run",
+            "",
+            "Solutions params.yaml asks for whose evaluation produced no metrics in this run:",
+            "",
+        ]
+        out += [f"- {m}: not run: {why}" for m, why in sorted(not_run.items())]
+        out.append("")
     bds = bd_rows(results, bd_anchor, method=bd_method)
     out += [f"## Bjøntegaard deltas vs {bd_anchor} (rate vs TAR@FAR=1e-3, {bd_method})", ""]
     if not bds:
@@ -344,14 +367,19 @@ def write_report(
     bd_anchor: str = "ResNet50_Balle2018_mse",
     bd_method: BdMethod = "cubic",
     models: Sequence[str] | None = None,
-    stage_of: Any = None,
+    why_not_run: Any = None,
 ) -> dict[str, Path]:
-    """Write rate–metric CSVs, Fig. 4 PNG and table7.md under ``root``; return the paths."""
+    """Write rate–metric CSVs, Fig. 4 PNG and table7.md under ``root``; return the paths.
+
+    Builds from the metrics that exist: each of ``models`` without metrics is marked "not run:
+    <``why_not_run(model)``>". Without ``models`` (every JSON found) at least one must exist.
+    """
     from cdfv.io import atomic_path, write_bytes_atomic
 
-    results = load_eval_results(root, models, stage_of)
-    if not results:
+    results, missing = load_available(root, models)
+    if not results and models is None:
         raise FileNotFoundError(f"{root / paths.EVAL_METRICS}: no eval metrics. Run `dvc repro eval_lfw` first.")
+    not_run = {m: (why_not_run(m) if why_not_run else "no metrics") for m in missing}
     complexity = load_complexity(root / paths.COMPLEXITY_JSON)
     plots_dir = root / paths.RATE_METRIC_PLOTS
     with atomic_path(plots_dir) as tmp:
@@ -361,5 +389,5 @@ def write_report(
     fig = root / paths.FIG4
     plot_fig4(results, fig)
     table = root / paths.TABLE7
-    write_bytes_atomic(table, table7_markdown(results, complexity, bd_anchor, bd_method).encode())
+    write_bytes_atomic(table, table7_markdown(results, complexity, bd_anchor, bd_method, not_run).encode())
     return {"plots": plots_dir, "figure": fig, "table": table}
