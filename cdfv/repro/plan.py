@@ -72,19 +72,19 @@ def edges(stages: Sequence[StageNode]) -> Edges:
 
 
 def topological(stages: Sequence[StageNode], e: Edges) -> list[str]:
-    """Upstream first; ties keep the ``dvc.yaml`` order. Raises on a cycle (DVC would too)."""
+    """Upstream first, otherwise in ``dvc.yaml`` order (the first stage whose upstream is done comes next).
+    Raises on a cycle (DVC would too)."""
     names = [s.name for s in stages]
     pending = {n: set(e.upstream(n)) & set(names) for n in names}
     order: list[str] = []
     while pending:
-        ready = [n for n in names if n in pending and not pending[n]]
-        if not ready:
+        nxt = next((n for n in names if n in pending and not pending[n]), None)
+        if nxt is None:
             raise ValueError(f"dependency cycle among {sorted(pending)}")
-        for n in ready:
-            order.append(n)
-            del pending[n]
+        order.append(nxt)
+        del pending[nxt]
         for deps in pending.values():
-            deps.difference_update(ready)
+            deps.discard(nxt)
     return order
 
 
@@ -107,7 +107,7 @@ def make_plan(
 ) -> Plan:
     """Decide what runs.
 
-    ``changed``: stages DVC reports as changed (their descendants rerun too); ``missing_inputs(stage)``:
+    ``changed``: stages DVC reports as changed (descendants of those that run rerun too); ``missing_inputs(stage)``:
     the action that provides a missing external input, or None (called only for stages that would run
     and are not already skipped, so nothing is fetched for a stage that cannot run anyway);
     ``exists(path)``: whether a dep path exists in the workspace.
@@ -115,23 +115,21 @@ def make_plan(
     e = edges(stages)
     by_name = {s.name: s for s in stages}
     order = topological(stages, e)
-    rerun = set(changed)
-    for name in order:  # descendants of a changed stage rerun
-        if e.upstream(name) & rerun:
-            rerun.add(name)
+    changed = set(changed)
     plan = Plan(order=order)
     for name in order:
         stage = by_name[name]
-        if name not in rerun:
+        # DVC reruns a stage that changed or whose upstream reruns (a skipped upstream writes nothing new)
+        if name not in changed and not (e.upstream(name) & set(plan.run)):
             plan.up_to_date.append(name)
             continue
-        reason = _blocked(stage, e, plan, exists)
-        if reason is None:
-            action = missing_inputs(stage)
-            if action is not None:
-                plan.skipped[name] = action
-                continue
-            plan.run.append(name)
+        if _blocked(stage, e, plan, exists) is not None:
+            continue
+        action = missing_inputs(stage)
+        if action is not None:
+            plan.skipped[name] = action
+            continue
+        plan.run.append(name)
     return plan
 
 

@@ -45,7 +45,7 @@ def changed_stages(root: Path, names: set[str] | None = None) -> set[str]:
     """Stages whose deps, params or outs differ from ``dvc.lock`` (what ``dvc status`` lists)."""
     from dvc.repo import Repo
 
-    with contextlib.chdir(root), Repo(".") as repo:
+    with contextlib.chdir(root), Repo(".") as repo, repo.lock:  # as `dvc status` (stages read under the lock)
         return {s.addressing for s in repo.index.stages if (names is None or s.addressing in names) and s.changed()}
 
 

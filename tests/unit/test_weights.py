@@ -239,9 +239,8 @@ def test_detector_fetches_retinaface_weights_once_and_loads_them(tmp_path: Path)
     torch.save(state, srv / "retinaface.pth")
     digest = _sha(srv / "retinaface.pth")
     with serve(srv) as (base, log):
-        p = params_with(
-            {"retinaface": {"url": f"{base}/retinaface.pth", "sha256": digest}}, detect={"retinaface": {"device": "cpu"}}
-        )
+        served = {"retinaface": {"url": f"{base}/retinaface.pth", "sha256": digest}}
+        p = params_with(served, detect={"retinaface": {"device": "cpu"}})
         det = make_detector(p.detect, retinaface_path(p))
         assert retinaface_path(p) == retinaface_path(p) and len(log) == 1
     for k, v in state.items():
