@@ -245,11 +245,12 @@ def complexity(params: ParamsOpt = Path("params.yaml")) -> None:
 @friendly
 def repro(
     workspace: Annotated[Path, typer.Argument(help="DVC workspace root (dvc.yaml + params.yaml)")] = Path("."),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan; download and run nothing")] = False,
 ) -> None:
     """Run every stage whose inputs exist (``make repro``), then list what was skipped and what unlocks it."""
     from cdfv.repro.run import run_repro
 
-    raise typer.Exit(run_repro(workspace, echo=typer.echo).exit_code)
+    raise typer.Exit(run_repro(workspace, echo=typer.echo, dry_run=dry_run).exit_code)
 
 
 @app.command("workspace")

@@ -20,8 +20,9 @@ from cdfv.config import Params
 from cdfv.errors import CdfvError
 from cdfv.weights import README_DATA
 
-#: ``(params, key the stage lists, the stage's @item) -> the action that provides the input, or None``
-Check = Callable[[Params, str, "str | None"], "str | None"]
+#: ``(params, key the stage lists, the stage's @item, fetch) -> the action that provides the input, or None``;
+#: ``fetch=False`` (``cdfv repro --dry-run``): look, download nothing, count a public download as available.
+Check = Callable[[Params, str, "str | None", bool], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class External:
         return listed == self.key or listed.startswith(self.key + ".") or self.key.startswith(listed + ".")
 
 
-def _vggface2(params: Params, key: str, item: str | None) -> str | None:
+def _vggface2(params: Params, key: str, item: str | None, fetch: bool = True) -> str | None:
     from cdfv.data.vggface2 import DatasetMissingError, find_root
 
     root = Path(params.require("vggface2").root).expanduser()
@@ -50,13 +51,15 @@ def _vggface2(params: Params, key: str, item: str | None) -> str | None:
     return None
 
 
-def _lfw(params: Params, key: str, item: str | None) -> str | None:
-    from cdfv.download import fetch
+def _lfw(params: Params, key: str, item: str | None, fetch: bool = True) -> str | None:
+    from cdfv import download
 
     cfg = params.require("lfw")
     for url, sha in ((cfg.archive_url, cfg.archive_sha256), (cfg.pairs_url, cfg.pairs_sha256)):
+        if not fetch:
+            continue
         try:
-            fetch(url, params.cache_path, sha)
+            download.fetch(url, params.cache_path, sha)
         except CdfvError as err:
             return (
                 f"LFW unavailable ({err}): connect to the network, or point lfw.archive_url / lfw.pairs_url at "
@@ -65,11 +68,11 @@ def _lfw(params: Params, key: str, item: str | None) -> str | None:
     return None
 
 
-def _weights(params: Params, key: str, item: str | None) -> str | None:
+def _weights(params: Params, key: str, item: str | None, fetch: bool = True) -> str | None:
     from cdfv.weights import cache_dir, files_for_key, resolve
 
     for w in files_for_key(params, key, item):
-        if not w.needed:
+        if not w.needed or (not fetch and w.download):
             continue
         try:
             resolve(w, cache_dir(params))
@@ -89,9 +92,10 @@ EXTERNALS: tuple[External, ...] = (
 class InputChecker:
     """``missing_inputs(stage)`` for :func:`cdfv.repro.plan.make_plan`, each (input, key, item) checked once."""
 
-    def __init__(self, params: Params, externals: tuple[External, ...] = EXTERNALS) -> None:
+    def __init__(self, params: Params, externals: tuple[External, ...] = EXTERNALS, fetch: bool = True) -> None:
         self.params = params
         self.externals = externals
+        self.fetch = fetch
         self._memo: dict[tuple[str, str, str | None], str | None] = {}
 
     def __call__(self, stage: object) -> str | None:
@@ -104,7 +108,7 @@ class InputChecker:
                 memo_key = (ext.name, listed, item)
                 if memo_key not in self._memo:
                     try:
-                        self._memo[memo_key] = ext.check(self.params, listed, item)
+                        self._memo[memo_key] = ext.check(self.params, listed, item, self.fetch)
                     except CdfvError as err:  # e.g. the section the input needs is absent from params.yaml
                         self._memo[memo_key] = str(err)
                 if self._memo[memo_key] is not None:

@@ -35,10 +35,6 @@ class StageNode:
         return self.name.split("@", 1)[1] if "@" in self.name else None
 
 
-def _inside(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
-
-
 @dataclass
 class Edges:
     """Producer relations between stages: ``required[s]`` / ``collected[s][dep]`` -> producing stages."""
@@ -51,20 +47,34 @@ class Edges:
         return {*self.required.get(name, []), *(p for ps in self.collected.get(name, {}).values() for p in ps)}
 
 
+def _ancestors(path: str) -> list[str]:
+    """``a/b/c`` -> ``["a/b/c", "a/b", "a"]`` (the path and every folder above it)."""
+    parts = path.rstrip("/").split("/")
+    return ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
 def edges(stages: Sequence[StageNode]) -> Edges:
     """Required and collected producers of every stage's deps (DVC's own overlap rule, split in two)."""
+    rank = {s.name: i for i, s in enumerate(stages)}
+    exact: dict[str, list[str]] = {}  # out path -> producers
+    under: dict[str, list[str]] = {}  # folder -> producers of outs strictly inside it
+    for s in stages:
+        for o in s.outs:
+            first, *above = _ancestors(o)
+            exact.setdefault(first, []).append(s.name)
+            for a in above:
+                under.setdefault(a, []).append(s.name)
     out = Edges()
-    outs = [(o, s.name) for s in stages for o in s.outs]
     for s in stages:
         req: list[str] = []
         coll: dict[str, list[str]] = {}
         orphans: list[str] = []
         for dep in s.deps:
-            inside = [p for o, p in outs if p != s.name and _inside(dep, o)]
-            holds = [p for o, p in outs if p != s.name and o != dep and _inside(o, dep)]
+            inside = [p for a in _ancestors(dep) for p in exact.get(a, []) if p != s.name]
+            holds = [p for p in under.get(dep.rstrip("/"), []) if p != s.name]
             req += [p for p in inside if p not in req]
             if holds and not inside:
-                coll[dep] = sorted(set(holds), key=[x.name for x in stages].index)
+                coll[dep] = sorted(set(holds), key=rank.__getitem__)
             if not inside and not holds:
                 orphans.append(dep)
         out.required[s.name], out.collected[s.name], out.orphans[s.name] = req, coll, orphans
@@ -117,10 +127,11 @@ def make_plan(
     order = topological(stages, e)
     changed = set(changed)
     plan = Plan(order=order)
+    running: set[str] = set()
     for name in order:
         stage = by_name[name]
         # DVC reruns a stage that changed or whose upstream reruns (a skipped upstream writes nothing new)
-        if name not in changed and not (e.upstream(name) & set(plan.run)):
+        if name not in changed and not (e.upstream(name) & running):
             plan.up_to_date.append(name)
             continue
         if _blocked(stage, e, plan, exists) is not None:
@@ -130,6 +141,7 @@ def make_plan(
             plan.skipped[name] = action
             continue
         plan.run.append(name)
+        running.add(name)
     return plan
 
 

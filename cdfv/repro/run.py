@@ -24,28 +24,37 @@ from cdfv.repro.externals import InputChecker
 from cdfv.repro.plan import Outcome, StageNode, compact, make_plan, outcome, summary
 
 
-def read_graph(root: Path) -> list[StageNode]:
-    """Every stage of ``root/dvc.yaml`` (foreach/matrix expanded by DVC) with its deps, outs and params keys."""
+def _node(stage: object) -> StageNode:
     from dvc.dependency.param import ParamsDependency
+
+    deps = stage.deps  # type: ignore[attr-defined]
+    return StageNode(
+        name=stage.addressing,  # type: ignore[attr-defined]
+        params=tuple(p for d in deps if isinstance(d, ParamsDependency) for p in d.params),
+        deps=tuple(Path(d.def_path).as_posix() for d in deps if not isinstance(d, ParamsDependency)),
+        outs=tuple(Path(o.def_path).as_posix() for o in stage.outs),  # type: ignore[attr-defined]
+    )
+
+
+def read_graph(root: Path, with_status: bool = False) -> tuple[list[StageNode], set[str]]:
+    """Every stage of ``root/dvc.yaml`` (foreach/matrix expanded by DVC) with its deps, outs and params keys,
+    and (``with_status``) the stages whose deps, params or outs differ from ``dvc.lock`` (``dvc status``)."""
     from dvc.repo import Repo
 
     with contextlib.chdir(root), Repo(".") as repo:
-        return [
-            StageNode(
-                name=s.addressing,
-                params=tuple(p for d in s.deps if isinstance(d, ParamsDependency) for p in d.params),
-                deps=tuple(Path(d.def_path).as_posix() for d in s.deps if not isinstance(d, ParamsDependency)),
-                outs=tuple(Path(o.def_path).as_posix() for o in s.outs),
-            )
-            for s in repo.index.stages
-        ]
+        stages = list(repo.index.stages)
+        nodes = [_node(s) for s in stages]
+        if not with_status:
+            return nodes, set()
+        with repo.lock:  # stages are read under the lock, as `dvc status` does
+            return nodes, {s.addressing for s in stages if s.changed()}
 
 
 def changed_stages(root: Path, names: set[str] | None = None) -> set[str]:
-    """Stages whose deps, params or outs differ from ``dvc.lock`` (what ``dvc status`` lists)."""
+    """Stages (of ``names``, default all) whose deps, params or outs differ from ``dvc.lock``."""
     from dvc.repo import Repo
 
-    with contextlib.chdir(root), Repo(".") as repo, repo.lock:  # as `dvc status` (stages read under the lock)
+    with contextlib.chdir(root), Repo(".") as repo, repo.lock:
         return {s.addressing for s in repo.index.stages if (names is None or s.addressing in names) and s.changed()}
 
 
@@ -57,22 +66,29 @@ def dvc_repro(root: Path, targets: list[str]) -> int:
     return subprocess.run(cmd, cwd=root, env=env, check=False).returncode
 
 
-def run_repro(root: Path = Path("."), echo: Callable[[str], None] = print) -> Outcome:
-    """Plan, run and summarise (see the module docstring); returns the outcome (``.exit_code``)."""
+def run_repro(root: Path = Path("."), echo: Callable[[str], None] = print, dry_run: bool = False) -> Outcome:
+    """Plan, run and summarise (see the module docstring); returns the outcome (``.exit_code``).
+
+    ``dry_run``: print the plan and the summary it would lead to; nothing is downloaded (a public
+    download counts as available) and nothing runs.
+    """
     root = Path(root).resolve()
     params = load_params(root / "params.yaml")  # a bad params.yaml stops here, before any work
     with contextlib.chdir(root):  # relative paths in params.yaml (vggface2.root ...) are the workspace's
-        stages = read_graph(root)
+        stages, changed = read_graph(root, with_status=True)
         plan = make_plan(
             stages,
-            changed_stages(root),
-            InputChecker(params),
+            changed,
+            InputChecker(params, fetch=not dry_run),
             exists=lambda p: (root / p).exists(),
         )
     echo(
         f"cdfv repro: {len(plan.run)} stage(s) to run, {len(plan.up_to_date)} up to date, {len(plan.skipped)} "
         f"skipped for missing inputs ({compact(plan.skipped) or 'none'})"
     )
+    if dry_run:
+        echo(f"dry run: would run {compact(plan.run) or 'nothing'}")
+        return outcome(stages, plan, set())
     rc = dvc_repro(root, plan.run) if plan.run else 0
     still = changed_stages(root, set(plan.run)) if plan.run else set()
     result = outcome(stages, plan, still)

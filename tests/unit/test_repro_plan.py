@@ -120,7 +120,7 @@ def test_real_graph_without_vggface2_skips_exactly_the_training_branch(
     skipped stages are those that need a trained network, and nothing else."""
     from cdfv.repro.run import read_graph
 
-    stages = read_graph(REPO)
+    stages, _ = read_graph(REPO)
     params = load_params(REPO / "params.yaml")
     monkeypatch.chdir(tmp_path)  # vggface2.root (data/raw/vggface2) does not exist here
     real = InputChecker(params)
