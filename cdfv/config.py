@@ -97,10 +97,10 @@ class DlibDetectParams(_Strict):
 
 
 class RetinaFaceParams(_Strict):
-    """The paper's detector (PyPI retina-face, PyTorch engine); weights never auto-downloaded."""
+    """The paper's detector (PyPI retina-face, PyTorch engine); weights: ``weights.retinaface``."""
 
     weights: str | None = Field(
-        None, description="path to retinaface.pth; null = $DEEPFACE_HOME/.deepface/weights or <cache_dir>/retinaface"
+        None, description="a local retinaface.pth instead of weights.retinaface (checked against its sha256)"
     )
     allow_upscaling: bool = True
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto = cuda when available")

@@ -210,14 +210,16 @@ def _advice(w: WeightsFile, cache: Path) -> str:
 
 def retinaface_path(params: Params, progress: bool = True) -> Path | None:
     """The verified ``retinaface.pth`` (None when ``detect.backend`` is not retinaface)."""
-    w = retinaface(params)
-    return resolve(w, cache_dir(params), progress) if w.needed else None
+    if params.detect.backend != "retinaface":
+        return None
+    return resolve(retinaface(params), cache_dir(params), progress)
 
 
 def codec_path(params: Params, name: str, progress: bool = True) -> Path | None:
     """The verified zoo checkpoint of learned codec ``name`` (None when ``encode.learned.pretrained`` is false)."""
-    w = codec(params, name)
-    return resolve(w, cache_dir(params), progress) if w.needed else None
+    if not params.encode.learned.pretrained:
+        return None
+    return resolve(codec(params, name), cache_dir(params), progress)
 
 
 def facenet_path(params: Params, progress: bool = True) -> Path:
