@@ -262,3 +262,22 @@ def test_weights_params_are_validated_up_front() -> None:
         parse_params({"codecs": {"JPEG_Q5": {"family": "jpeg"}}, "weights": {"codecs": {}}})
     with pytest.raises(ParamsError, match="not a learned codec"):
         params_with({"codecs": {"learned": {"JPEG_Q5": {"url": "x"}}}})
+
+
+def test_facenet_resolver_for_the_tfqi_stages(tmp_path: Path) -> None:
+    """weights.facenet_vggface2: the torch hub place facenet-pytorch itself caches to, else a download."""
+    from cdfv.weights import FACENET_FILE, facenet_path
+
+    assert hub_prefix(f"https://x/{FACENET_FILE}") is None  # no hash in this name: recorded on first use
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    (srv / FACENET_FILE).write_bytes(b"facenet " * 500)
+    with serve(srv) as (base, log):
+        p = params_with({"facenet_vggface2": {"url": f"{base}/{FACENET_FILE}", "sha256": None}})
+        got = facenet_path(p)
+        assert got.read_bytes() == (srv / FACENET_FILE).read_bytes() and len(log) == 1
+        assert record_path(got).read_text().strip() == _sha(srv / FACENET_FILE)
+        hub = tmp_path / "torch" / "hub" / "checkpoints" / FACENET_FILE  # where facenet-pytorch keeps it
+        hub.parent.mkdir(parents=True)
+        hub.write_bytes(b"already here")
+        assert facenet_path(p) == hub.resolve() and len(log) == 1
