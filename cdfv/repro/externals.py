@@ -56,7 +56,9 @@ def _lfw(params: Params, key: str, item: str | None, fetch: bool = True) -> str 
 
     cfg = params.require("lfw")
     for url, sha in ((cfg.archive_url, cfg.archive_sha256), (cfg.pairs_url, cfg.pairs_sha256)):
-        if not fetch:
+        if not fetch:  # dry run: a local source must exist; a URL counts as downloadable
+            if "://" not in url and not Path(url).expanduser().exists():
+                return f"LFW source {url} not found: fix lfw.archive_url / lfw.pairs_url ({README_DATA})"
             continue
         try:
             download.fetch(url, params.cache_path, sha)

@@ -86,9 +86,10 @@ def run_repro(root: Path = Path("."), echo: Callable[[str], None] = print, dry_r
         f"cdfv repro: {len(plan.run)} stage(s) to run, {len(plan.up_to_date)} up to date, {len(plan.skipped)} "
         f"skipped for missing inputs ({compact(plan.skipped) or 'none'})"
     )
-    if dry_run:
-        echo(f"dry run: would run {compact(plan.run) or 'nothing'}")
-        return outcome(stages, plan, set())
+    if dry_run:  # the summary this plan leads to if every stage succeeds
+        result = outcome(stages, plan, set())
+        echo(summary(result).replace(" stage(s) run,", " stage(s) would run,", 1).replace("  done:", "  would run:", 1))
+        return result
     rc = dvc_repro(root, plan.run) if plan.run else 0
     still = changed_stages(root, set(plan.run)) if plan.run else set()
     result = outcome(stages, plan, still)

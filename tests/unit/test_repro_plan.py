@@ -141,3 +141,15 @@ def test_real_graph_without_vggface2_skips_exactly_the_training_branch(
     assert sum(n.startswith("eval_lfw_dlib@") for n in plan.run) == 20  # the paper's B2 points, dlib
     assert sum(n.startswith("eval_lfw_dlib_b1@") for n in plan.run) == 28  # and its B1 points
     assert all("vggface2.root" in plan.skipped[n] for n in skipped)
+
+
+def test_dry_run_plans_without_downloading_or_running(tmp_path: Path) -> None:
+    from cdfv.repro.run import run_repro
+    from cdfv.workspace import create_workspace
+
+    ws = create_workspace(REPO, tmp_path / "ws", profile="smoke", overrides={"vggface2": {"root": "nowhere"}})
+    lines: list[str] = []
+    o = run_repro(ws, echo=lines.append, dry_run=True)
+    assert o.exit_code == 0 and "ingest_lfw" in o.done and "report" in o.done and "train_resnet50" in o.skipped
+    assert "would run: ingest_lfw" in lines[-1] and "VGGFace2 not found at nowhere" in lines[-1]
+    assert not (ws / "data").exists() and not (ws / "dvc.lock").exists()  # nothing ran
