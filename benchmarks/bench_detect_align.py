@@ -63,14 +63,19 @@ def bench_dlib(images: list[np.ndarray]) -> dict[str, float]:
 
 
 def bench_retinaface(images: list[np.ndarray], device: str, batch: int) -> dict[str, object]:
-    from cdfv.detect.retinaface_backend import RetinaFaceDetector, WeightsNotFoundError
+    from cdfv.config import load_params
+    from cdfv.detect.retinaface_backend import RetinaFaceDetector
+    from cdfv.errors import CdfvError
+    from cdfv.weights import resolve, retinaface
 
     out: dict[str, object] = {}
     for upscale in (True, False):
-        try:
-            det = RetinaFaceDetector(allow_upscaling=upscale, device=device, batch_size=batch)
+        try:  # weights.retinaface of params.yaml: cached / downloaded and verified
+            p = load_params()
+            weights = resolve(retinaface(p), p.cache_path / "weights")
+            det = RetinaFaceDetector(weights, allow_upscaling=upscale, device=device, batch_size=batch)
             out["retinaface_weights"] = "pretrained"
-        except WeightsNotFoundError:
+        except CdfvError:
             det = RetinaFaceDetector(allow_upscaling=upscale, device=device, batch_size=batch, pretrained=False)
             out["retinaface_weights"] = "random (retinaface.pth absent)"
         s = _timeit(lambda: det.detect_batch(images, 0.7), 1)

@@ -45,10 +45,12 @@ Q1_BPP, PIXELS = 0.10, 256 * 256
 def dense_latents(gain: float, pretrained: bool) -> tuple[list[np.ndarray], np.ndarray]:
     """Real ŷ crops of the lfw-mini faces and their real bitstream bytes."""
     from cdfv.codecs.registry import get_codec
-    from cdfv.config import EncodeParams, LearnedSettings
+    from cdfv.config import EncodeParams, LearnedSettings, load_params
+    from cdfv.weights import codec_path
 
     settings = LearnedSettings(pretrained=pretrained, untrained_gain=1.0 if pretrained else gain, device="cpu")
-    codec = get_codec("Balle2018_mse_Q1", EncodeParams(learned=settings))
+    weights = codec_path(load_params(), "Balle2018_mse_Q1") if pretrained else None  # weights.codecs.learned
+    codec = get_codec("Balle2018_mse_Q1", EncodeParams(learned=settings), weights=weights)
     blobs, y = codec.encode_with_latents(faces(SHARED))
     return [np.ascontiguousarray(centre_crop(v)) for v in y], np.array([codec.rate_bytes(b) for b in blobs])
 

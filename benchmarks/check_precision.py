@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from cdfv.codecs.learned import LearnedCodec
-from cdfv.config import ArcFaceParams, LearnedSettings
+from cdfv.config import ArcFaceParams, LearnedSettings, load_params
 from cdfv.models.latent import check_against_codec, online_encoder, parse_codec_name
 from cdfv.precision import strict_fp32
 from cdfv.train.loop import Phase2Objective, arcface
+from cdfv.weights import codec_path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/fixtures/vggface2-mini"
 
@@ -49,8 +50,11 @@ def latents(device: torch.device, n: int, codec_name: str, pretrained: bool) -> 
         batch_size=16,
         verify_sample=n,
     )
-    codec = LearnedCodec(parse_codec_name(codec_name), settings)
-    enc = online_encoder(codec_name, pretrained, 0, settings.untrained_gain, batch=settings.batch_size).to(device)
+    weights = codec_path(load_params(), codec_name) if pretrained else None  # weights.codecs.learned.<codec>
+    codec = LearnedCodec(parse_codec_name(codec_name), settings, weights)
+    enc = online_encoder(
+        codec_name, pretrained, 0, settings.untrained_gain, batch=settings.batch_size, weights=weights
+    ).to(device)
     f = faces(n)
     values = check_against_codec(enc, codec, f, [str(i) for i in range(n)])  # raises on any difference
     strict = enc(f.to(device))
@@ -99,7 +103,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--codec", default="Balle2018_mse_Q1")
-    ap.add_argument("--pretrained", action="store_true", help="CompressAI zoo weights (torch hub cache)")
+    ap.add_argument("--pretrained", action="store_true", help="CompressAI zoo weights (weights: in params.yaml)")
     a = ap.parse_args()
     device = torch.device(a.device)
     out = {

@@ -433,6 +433,18 @@ def report_bian(params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"report_bian: {out['table']}, {out['figure']}")
 
 
+@app.command("repro")
+@friendly
+def repro(
+    workspace: Annotated[Path, typer.Argument(help="DVC workspace root (dvc.yaml + params.yaml)")] = Path("."),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan; download and run nothing")] = False,
+) -> None:
+    """Run every stage whose inputs exist (``make repro``), then list what was skipped and what unlocks it."""
+    from cdfv.repro.run import run_repro
+
+    raise typer.Exit(run_repro(workspace, echo=typer.echo, dry_run=dry_run).exit_code)
+
+
 @app.command("workspace")
 @friendly
 def workspace(

@@ -414,6 +414,7 @@ def run_complexity(params: Any, root: str | Path = ".") -> dict[str, dict[str, A
     from cdfv import paths
     from cdfv.codecs.learned import LearnedCodec
     from cdfv.results import MetricKind, results_dir, write_results
+    from cdfv.weights import codec_path
 
     kind = MetricKind("complexity", COMPLEXITY_KEYS)
     cfg = params.require("complexity")
@@ -436,7 +437,8 @@ def run_complexity(params: Any, root: str | Path = ".") -> dict[str, dict[str, A
                     settings = params.encode.learned.model_copy(
                         update={"device": str(device), "batch_size": cfg.batch_pairs, "verify_sample": 0}
                     )
-                    codecs[spec.codec] = LearnedCodec(parse_codec_name(spec.codec), settings)
+                    weights = codec_path(params, spec.codec)  # weights.codecs.learned.<codec>, verified
+                    codecs[spec.codec] = LearnedCodec(parse_codec_name(spec.codec), settings, weights)
                 codec = codecs[spec.codec]
             e2e = e2e_step(spec, data, codec, device, a)
         result[spec.name] = complexity_row(spec, device, cfg.batch_pairs, cfg.warmup, cfg.repeats, label, e2e)

@@ -97,10 +97,10 @@ class DlibDetectParams(_Strict):
 
 
 class RetinaFaceParams(_Strict):
-    """The paper's detector (PyPI retina-face, PyTorch engine); weights never auto-downloaded."""
+    """The paper's detector (PyPI retina-face, PyTorch engine); weights: ``weights.retinaface``."""
 
     weights: str | None = Field(
-        None, description="path to retinaface.pth; null = $DEEPFACE_HOME/.deepface/weights or <cache_dir>/retinaface"
+        None, description="a local retinaface.pth instead of weights.retinaface (checked against its sha256)"
     )
     allow_upscaling: bool = True
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto = cuda when available")
@@ -557,7 +557,10 @@ class EvalParams(_Strict):
     resnet50_decoded: Annotated[list[str], _codec_names] = Field(
         default_factory=lambda: [*PAPER_LEARNED_CODECS, *PAPER_CONVENTIONAL_CODECS]
     )
-    dlib_decoded: Annotated[list[str], _codec_names] = Field(default_factory=list)
+    dlib_decoded: Annotated[list[str], _codec_names] = Field(
+        default_factory=lambda: [*PAPER_LEARNED_CODECS, *PAPER_CONVENTIONAL_CODECS],
+        description="off-the-shelf dlib on decoded probes: the paper's points (no training needed)",
+    )
     # pipeline C (latents of both images): learned codecs with a trained cResNet39
     cresnet39: Annotated[list[str], _hyperprior_codecs] = Field(default_factory=lambda: list(PAPER_LEARNED_CODECS))
     # pipeline B1 (thesis ch. 5, decode then crop): whole 250^2 images through a learned codec
@@ -566,7 +569,9 @@ class EvalParams(_Strict):
         default_factory=lambda: list(PAPER_B1_CODECS), description="encode_lfw_full / align_lfw_full matrix"
     )
     resnet50_b1: Annotated[list[str], _learned_codecs] = Field(default_factory=lambda: list(PAPER_B1_CODECS))
-    dlib_b1: Annotated[list[str], _learned_codecs] = Field(default_factory=list)
+    dlib_b1: Annotated[list[str], _learned_codecs] = Field(
+        default_factory=lambda: list(PAPER_B1_CODECS), description="off-the-shelf dlib on B1 probes (no training)"
+    )
     tar_rule: Literal["floor", "linear"] = Field("floor", description="TAR@FAR rule, see cdfv/evaluate/metrics.py")
     rate_denominator: Literal[224, 256] = Field(256, description="bpp over the 256^2 codec input or the 224^2 face")
     batch_size: int = Field(64, ge=1)
@@ -827,6 +832,68 @@ class BianParams(_Strict):
         return self
 
 
+# Public pretrained weights (fetched like LFW; identified by their sha256 so a new file reruns the
+# stages that list its key)
+# --------------------------------------------------------------------------------------------
+class WeightsEntry(_Strict):
+    """One public weights file: where to get it and its sha256 (full, a prefix, or null)."""
+
+    url: str = Field(description="http(s):// URL, file:// URL or local path")
+    sha256: str | None = Field(
+        None,
+        description="full sha256, or a prefix of >= 8 hex digits (torch.hub file names carry 8); null = "
+        "the full sha256 is recorded in the cache on first download and every later use must match it",
+    )
+
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _hex(cls, v: Any) -> Any:
+        if isinstance(v, int | float):
+            raise ValueError(f"quote the hex digits ({v!r} -> '...'): YAML reads a digits-only value as a number")
+        if v is not None and not re.fullmatch(r"[0-9a-f]{8,64}", str(v)):
+            raise ValueError("must be 8 to 64 lowercase hex digits (a sha256 or a prefix of it) or null")
+        return v
+
+
+class WeightsParams(_Strict):
+    """``weights:``: public pretrained weights. A stage lists the key of each file it reads.
+
+    ``codecs`` is keyed by codec family (``encode_lfw@<codec>`` reads ``weights.codecs.<family>``, null =
+    the family needs no weights); ``codecs.learned`` by codec name (the CompressAI zoo checkpoints).
+    """
+
+    retinaface: WeightsEntry | None = Field(None, description="the paper's detector (retina-face, PyTorch)")
+    facenet_vggface2: WeightsEntry | None = Field(
+        None, description="facenet-pytorch InceptionResnetV1 pretrained on VGGFace2 (Li et al. TFQI)"
+    )
+    codecs: dict[Family, dict[str, WeightsEntry] | None] = Field(default_factory=dict)
+
+    @field_validator("codecs")
+    @classmethod
+    def _learned_names(cls, v: dict[str, dict[str, WeightsEntry] | None]) -> dict[str, dict[str, WeightsEntry] | None]:
+        for family, entries in v.items():
+            for name in entries or {}:
+                if parse_codec_name(name).family != family:
+                    raise ValueError(f"{family}.{name}: not a {family} codec")
+        return v
+
+
+def learned_codecs_used(p: Any) -> dict[str, str]:
+    """Every learned codec a stage runs with its weights -> the params list that names it."""
+    used: dict[str, str] = {}
+    lists = {
+        "codecs": [n for n, e in p.codecs.items() if e.family == "learned"],
+        "eval.b1_codecs": p.eval.b1_codecs,
+        "train.cresnet39.codecs": p.train.cresnet39.codecs,
+        "train.cresnet39.online_codecs": p.train.cresnet39.online_codecs,
+        "complexity.codecs": p.complexity.codecs,
+    }
+    for where, names in lists.items():
+        for n in names:
+            used.setdefault(n, where)
+    return used
+
+
 # --------------------------------------------------------------------------------------------
 # Parsing helpers
 # --------------------------------------------------------------------------------------------
@@ -860,6 +927,7 @@ class Params(_Strict):
     eval: EvalParams = EvalParams()
     tfqi: TfqiParams = TfqiParams()
     bian: BianParams = BianParams()
+    weights: WeightsParams | None = None
 
     @model_validator(mode="after")
     def _tfqi_reference(self) -> Params:
@@ -900,6 +968,30 @@ class Params(_Strict):
                 f"{c.phase1.epochs} + {c.phase2.epochs} epochs on shards (train.cresnet39.codecs), each drawing a "
                 f"different random variant; set encode.vggface2.variants >= {c.epochs + 1}, or train those codecs "
                 "online (train.cresnet39.online_codecs)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _weights_listed(self) -> Params:
+        """DVC reads ``weights.codecs.<family>`` / ``weights.codecs.learned.<codec>`` from params.yaml for the
+        stages that run a codec: each must be spelled out (null for a family without weights)."""
+        if self.weights is None:
+            return self
+        missing = sorted(
+            {f"weights.codecs.{e.family}" for e in self.codecs.values()}
+            - {f"weights.codecs.{f}" for f in self.weights.codecs}
+        )
+        learned = self.weights.codecs.get("learned") or {}
+        missing += [
+            f"weights.codecs.learned.{n} (used by {where})"
+            for n, where in learned_codecs_used(self).items()
+            if n not in learned
+        ]
+        if missing:
+            raise ValueError(
+                f"missing {', '.join(missing)}: every codec family in codecs: needs a weights.codecs.<family> entry "
+                "(null = no weights) and every learned codec a stage runs its weights.codecs.learned.<codec> "
+                "entry (url + sha256), because the stages list those keys"
             )
         return self
 

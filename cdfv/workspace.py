@@ -27,7 +27,7 @@ from cdfv.config import ParamsError, deep_merge, parse_params, read_yaml
 from cdfv.errors import CdfvError
 
 COPIED = ("dvc.yaml", "cdfv", "pipelines", "profiles")
-PATH_KEYS = ("archive_url", "pairs_url", "root", "weights", "facenet_weights")
+PATH_KEYS = ("archive_url", "pairs_url", "root", "weights", "facenet_weights", "url")
 #: the workspace's own git identity (repo-local config): commits work on machines without a global one
 GIT_USER = ("cdfv workspace", "workspace@cdfv.invalid")
 #: never committed in a workspace: DVC-cached data (as in the repository: a workspace made without git

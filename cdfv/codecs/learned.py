@@ -3,10 +3,10 @@
 Bitstream container (per image): ``>HHI`` = height, width, len(y string), then the y string, then
 the z string. bpp counts the y and z strings only (paper eq. 7); the 8-byte header is container.
 
-Pretrained weights are read from the torch hub cache (``$TORCH_HOME/hub/checkpoints``, i.e.
-``torch.hub.get_dir()/checkpoints``); if absent, one download is attempted and an offline failure
-raises :class:`CodecError` naming the file to place there. ``pretrained: false`` builds the same
-architecture with a seeded random init (deterministic per codec name; smoke runs only).
+Pretrained weights are the zoo checkpoint ``weights.codecs.learned.<codec>`` of ``params.yaml``, fetched
+like LFW and sha256-verified on every use by :func:`cdfv.weights.codec_path` (the file name's sha256
+prefix is checked as torch.hub checks it); the codec receives the verified file. ``pretrained: false``
+builds the same architecture with a seeded random init (deterministic per codec name; smoke runs only).
 
 Latents (``bmshj2018-hyperprior`` only): ŷ is *entropy decoded from the bitstream* (z string ->
 ẑ -> h_s -> scales -> Gaussian conditional range decoder). For this zero-mean hyperprior ŷ equals
@@ -32,17 +32,12 @@ from cdfv.precision import strict_fp32
 _HEADER = struct.Struct(">HHI")
 
 
-def weights_path(spec: CodecSpec) -> tuple[Path, str]:
-    """Where the torch hub cache keeps the zoo checkpoint of ``spec``, and its URL."""
-    from compressai.zoo.image import model_urls
-
-    assert spec.architecture and spec.metric
-    url = model_urls[spec.architecture][spec.metric][spec.quality]
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1], url
-
-
-def load_model(spec: CodecSpec, pretrained: bool, seed: int = 0, untrained_gain: float = 1.0) -> torch.nn.Module:
+def load_model(
+    spec: CodecSpec, pretrained: bool, seed: int = 0, untrained_gain: float = 1.0, weights: Path | None = None
+) -> torch.nn.Module:
     """Build the CompressAI model for ``spec`` (eval mode, CDF tables ready for the range coder).
+
+    ``pretrained``: load ``weights``, the verified zoo checkpoint (:func:`cdfv.weights.codec_path`).
 
     Untrained models: a random init makes |g_a(x)| < 0.5 everywhere (ŷ all zero); ``untrained_gain``
     scales g_a's last layer (and 1/gain on g_s's first) so smoke runs see non-trivial integer latents.
@@ -53,19 +48,19 @@ def load_model(spec: CodecSpec, pretrained: bool, seed: int = 0, untrained_gain:
     assert spec.architecture
     cls = model_architectures[spec.architecture]
     if pretrained:
-        path, url = weights_path(spec)
-        try:
-            if path.is_file():
-                state = torch.load(path, map_location="cpu", weights_only=False)
-            else:
-                state = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False)
-        except Exception as err:  # noqa: BLE001 - any download/unpickling failure gets the same advice
+        if weights is None:
             raise CodecError(
-                f"{spec.name}: pretrained CompressAI weights unavailable ({type(err).__name__}: {err}). "
-                f"Download {url} and place it at {path} (torch hub cache, $TORCH_HOME), "
-                f"or set encode.learned.pretrained: false for an untrained smoke run."
+                f"{spec.name}: pretrained weights not given: pass cdfv.weights.codec_path(params, name) "
+                f"(weights.codecs.learned.{spec.name}), or set encode.learned.pretrained: false"
+            )
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=False)
+            model = cls.from_state_dict(load_pretrained(state))
+        except Exception as err:  # noqa: BLE001 - any unpickling/state-dict failure gets the same advice
+            raise CodecError(
+                f"{spec.name}: {weights} is not a usable CompressAI checkpoint ({type(err).__name__}: {err}). "
+                f"Replace it (weights.codecs.learned.{spec.name} in params.yaml names the URL and sha256)."
             ) from None
-        model = cls.from_state_dict(load_pretrained(state))
         model.update()
     else:
         with torch.random.fork_rng(devices=[]):
@@ -115,12 +110,13 @@ def _fp32(fn):  # type: ignore[no-untyped-def]
 class LearnedCodec(Codec):
     extension = ".bin"
 
-    def __init__(self, spec: CodecSpec, settings: LearnedSettings | None = None) -> None:
+    def __init__(self, spec: CodecSpec, settings: LearnedSettings | None = None, weights: Path | None = None) -> None:
+        """``weights``: the verified zoo checkpoint when ``settings.pretrained`` (:func:`cdfv.weights.codec_path`)."""
         super().__init__(spec)
         self.settings = settings or LearnedSettings()
         self.device = resolve_device(self.settings.device)
         s = self.settings
-        self.model = load_model(spec, s.pretrained, s.seed, s.untrained_gain).to(self.device)
+        self.model = load_model(spec, s.pretrained, s.seed, s.untrained_gain, weights).to(self.device)
         self.verified = 0  # images whose decoded ŷ was checked against round(g_a(x))
 
     # -- helpers ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Heavy back ends are imported only when a codec of that family is built.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cdfv.codecs.base import Codec, CodecError
@@ -17,10 +18,13 @@ if TYPE_CHECKING:
     from cdfv.config import EncodeParams, Params
 
 
-def get_codec(name: str, settings: EncodeParams | None = None, target_bpp: float | None = None) -> Codec:
+def get_codec(
+    name: str, settings: EncodeParams | None = None, target_bpp: float | None = None, weights: Path | None = None
+) -> Codec:
     """Build the codec ``name`` (e.g. ``HEVC_QP26``) with family settings from ``settings``.
 
-    ``target_bpp`` applies to JPEG2000 only (default: the Ballé rate of its Q index).
+    ``target_bpp`` applies to JPEG2000 only (default: the Ballé rate of its Q index); ``weights`` to
+    pretrained learned codecs (the verified checkpoint, see :func:`codec_with_weights`).
     """
     from cdfv.config import EncodeParams
 
@@ -42,7 +46,18 @@ def get_codec(name: str, settings: EncodeParams | None = None, target_bpp: float
         return HevcCodec(spec, settings.hevc)
     from cdfv.codecs.learned import LearnedCodec
 
-    return LearnedCodec(spec, settings.learned)
+    return LearnedCodec(spec, settings.learned, weights)
+
+
+def codec_with_weights(name: str, params: Params, target_bpp: float | None = None) -> Codec:
+    """The codec ``name`` with ``params.encode`` settings and, for a pretrained learned codec, its zoo
+    checkpoint ``weights.codecs.learned.<name>`` (fetched on first use, verified on every use)."""
+    weights = None
+    if parse_codec_name(name).family == "learned":
+        from cdfv.weights import codec_path
+
+        weights = codec_path(params, name)
+    return get_codec(name, params.encode, target_bpp, weights)
 
 
 def codec_from_params(name: str, params: Params) -> Codec:
@@ -53,4 +68,4 @@ def codec_from_params(name: str, params: Params) -> Codec:
     if entry is None:
         known = ", ".join(params.codecs) or "none"
         raise ParamsError(f"codec {name!r} is not listed under 'codecs:' in params.yaml (listed: {known})")
-    return get_codec(name, params.encode, entry.target_bpp)
+    return codec_with_weights(name, params, entry.target_bpp)

@@ -63,8 +63,7 @@ def ingest_lfw(cfg: LfwParams, cache: Path, root: Path = Path(".")) -> tuple[pa.
     errors: list[str] = []
     with atomic_path(png_dir) as tmp:
         jobs = (
-            Job(image_id, data, str(tmp / f"{image_id}.png"))
-            for image_id, _identity, data in iter_archive(archive)
+            Job(image_id, data, str(tmp / f"{image_id}.png")) for image_id, _identity, data in iter_archive(archive)
         )
         for res in convert_all(jobs, total, cfg.workers, desc="LFW jpeg->png"):
             if res.error:

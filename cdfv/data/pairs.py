@@ -42,7 +42,9 @@ def parse_pairs(text: str, source: str = "pairs.txt") -> list[Pair]:
     body = [(i + 2, ln) for i, ln in enumerate(lines[1:]) if ln.strip()]
     expected = folds * 2 * n
     if len(body) != expected:
-        raise PairsFormatError(f"{source}: header says {folds} folds x (2 x {n}) = {expected} pairs, found {len(body)} lines")
+        raise PairsFormatError(
+            f"{source}: header says {folds} folds x (2 x {n}) = {expected} pairs, found {len(body)} lines"
+        )
     pairs: list[Pair] = []
     for k, (lineno, ln) in enumerate(body):
         fold, within = divmod(k, 2 * n)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from cdfv.errors import CdfvError
 from cdfv import paths, schemas
 from cdfv.config import Params, ParamsError, VggFace2Params
 from cdfv.data.convert import Job, convert_all, handle_errors
+from cdfv.errors import CdfvError
 from cdfv.io import atomic_path, write_parquet_atomic
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png"}
@@ -48,7 +48,9 @@ def split_identities(identities: list[str], val_identities: int, seed: int) -> s
     """Deterministic identity-disjoint validation set (pure)."""
     ids = sorted(identities)
     if not 0 < val_identities < len(ids):
-        raise ParamsError(f"vggface2.val_identities={val_identities} must be in [1, {len(ids) - 1}] for {len(ids)} identities")
+        raise ParamsError(
+            f"vggface2.val_identities={val_identities} must be in [1, {len(ids) - 1}] for {len(ids)} identities"
+        )
     order = np.random.default_rng(seed).permutation(len(ids))
     return {ids[i] for i in order[:val_identities]}
 
@@ -96,7 +98,9 @@ def ingest_vggface2(cfg: VggFace2Params, root_dir: Path = Path(".")) -> pa.Table
     table = pa.Table.from_pylist(rows, schema=schemas.VGGFACE2_IMAGES)
     write_parquet_atomic(root_dir / paths.VGGFACE2_IMAGES, table, schemas.VGGFACE2_IMAGES)
     n_val = len(val)
-    print(f"VGGFace2: {table.num_rows} images, {len(identities)} identities ({len(identities) - n_val} train / {n_val} val)")
+    print(
+        f"VGGFace2: {table.num_rows} images, {len(identities)} identities ({len(identities) - n_val} train / {n_val} val)"
+    )
     return table
 
 

@@ -1,8 +1,9 @@
 """Face detection: backends behind one interface + the paper's centre heuristic.
 
-``make_detector(params.detect, cache_dir)`` builds the configured backend; ``schedule(params.detect)``
-gives its threshold walk-down (RetinaFace: 0.985 → 0.7 by 0.005; dlib: its own score scale; MTCNN:
-O-Net probabilities, ``detect.mtcnn.thresholds``).
+``make_detector(params.detect, weights)`` builds the configured backend (``weights``: the verified
+RetinaFace file from :func:`cdfv.weights.retinaface_path`); ``schedule(params.detect)`` gives its
+threshold walk-down (RetinaFace: 0.985 → 0.7 by 0.005; dlib: its own score scale; MTCNN: O-Net
+probabilities, ``detect.mtcnn.thresholds``).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def schedule(params: DetectParams) -> ThresholdSchedule:
     return params.thresholds
 
 
-def make_detector(params: DetectParams, cache_dir: Path | None = None) -> Detector:
-    """Instantiate the backend named by ``detect.backend``."""
+def make_detector(params: DetectParams, weights: Path | None = None) -> Detector:
+    """Instantiate the backend named by ``detect.backend`` (RetinaFace loads ``weights``)."""
     if params.backend == "dlib":
         from cdfv.detect.dlib_backend import DlibDetector
 
@@ -52,8 +53,7 @@ def make_detector(params: DetectParams, cache_dir: Path | None = None) -> Detect
 
         r = params.retinaface
         return RetinaFaceDetector(
-            weights=r.weights,
-            cache_dir=cache_dir,
+            weights=weights,
             allow_upscaling=r.allow_upscaling,
             device=r.device,
             batch_size=r.batch_size,

@@ -5,9 +5,10 @@ when present; the per-image post-processing (anchor decoding, score filter, NMS 
 decoding) is retina-face's own ``RetinaFace.detect_faces``, fed the precomputed network outputs,
 so boxes and landmarks are bit-for-bit the library's.
 
-Weights are never downloaded implicitly: :func:`resolve_weights` looks at ``detect.retinaface.weights``,
-then ``$DEEPFACE_HOME/.deepface/weights/retinaface.pth``, then ``<cache_dir>/retinaface/retinaface.pth``
-and raises :class:`WeightsNotFoundError` saying where to put the file.
+The weights (``retinaface.pth``) are ``weights.retinaface`` in ``params.yaml``: fetched like LFW on first
+use, cached and sha256-verified on every use by :func:`cdfv.weights.retinaface_path`, which also
+looks in ``$DEEPFACE_HOME/.deepface/weights`` first and, offline, names every place it looked, the
+URL and ``detect.backend: dlib``. The detector receives the verified file.
 """
 
 from __future__ import annotations
@@ -23,12 +24,9 @@ import numpy as np
 from cdfv.detect.base import Detector, Face
 from cdfv.errors import CdfvError
 
-WEIGHTS_FILE = "retinaface.pth"
-WEIGHTS_URL = "https://github.com/serengil/deepface_models/releases/download/v1.0/retinaface.pth"
 
-
-class WeightsNotFoundError(CdfvError, FileNotFoundError):
-    """RetinaFace weights are absent and must be placed by hand (offline machines)."""
+class WeightsNotUsableError(CdfvError, ValueError):
+    """A weights file that torch cannot load as RetinaFace's state dict."""
 
 
 def _retinaface_modules() -> tuple[Any, Any, Any]:
@@ -39,31 +37,6 @@ def _retinaface_modules() -> tuple[Any, Any, Any]:
     from retinaface.model import retinaface_pth_model
 
     return rf_api, preprocess, retinaface_pth_model
-
-
-def candidate_weight_paths(configured: str | None, cache_dir: Path | None) -> list[Path]:
-    """Where weights are looked for, in order."""
-    if configured:
-        return [Path(configured).expanduser()]
-    home = Path(os.environ.get("DEEPFACE_HOME", str(Path.home())))
-    paths = [home / ".deepface" / "weights" / WEIGHTS_FILE]
-    if cache_dir is not None:
-        paths.append(Path(cache_dir).expanduser() / "retinaface" / WEIGHTS_FILE)
-    return paths
-
-
-def resolve_weights(configured: str | None, cache_dir: Path | None = None) -> Path:
-    """First existing weights file, or a clear error naming where to put ``retinaface.pth``."""
-    paths = candidate_weight_paths(configured, cache_dir)
-    for p in paths:
-        if p.is_file():
-            return p
-    where = "\n  ".join(str(p) for p in paths)
-    raise WeightsNotFoundError(
-        f"RetinaFace weights not found. Looked in:\n  {where}\n"
-        f"Download {WEIGHTS_URL} on a connected machine and copy it to one of those paths "
-        "(or set detect.retinaface.weights in params.yaml), or run offline with detect.backend: dlib."
-    )
 
 
 def pick_device(device: str) -> str:
@@ -89,14 +62,14 @@ class _Replay:
 
 
 class RetinaFaceDetector(Detector):
-    """Batched RetinaFace-ResNet50. ``pretrained=False`` keeps random weights (tests only)."""
+    """Batched RetinaFace-ResNet50 loading ``weights`` (a verified ``retinaface.pth``, see
+    :func:`cdfv.weights.retinaface_path`). ``pretrained=False`` keeps random weights (tests only)."""
 
     name = "retinaface"
 
     def __init__(
         self,
-        weights: str | None = None,
-        cache_dir: Path | None = None,
+        weights: Path | None = None,
         allow_upscaling: bool = True,
         device: str = "auto",
         batch_size: int = 8,
@@ -105,7 +78,11 @@ class RetinaFaceDetector(Detector):
         super().__init__()
         import torch
 
-        path = resolve_weights(weights, cache_dir) if pretrained else None  # fail before any work
+        if pretrained and weights is None:
+            raise WeightsNotUsableError(
+                "RetinaFace needs its weights file: pass cdfv.weights.retinaface_path(params) (weights.retinaface)"
+            )
+        path = Path(weights) if pretrained and weights is not None else None
         self._rf, self._pre, pth = _retinaface_modules()
         self.allow_upscaling = allow_upscaling
         self.batch_size = max(1, batch_size)
@@ -115,8 +92,9 @@ class RetinaFaceDetector(Detector):
             try:
                 net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as err:
-                raise WeightsNotFoundError(
-                    f"{path}: not a usable retinaface.pth ({str(err).splitlines()[0]}). Replace it with {WEIGHTS_URL}."
+                raise WeightsNotUsableError(
+                    f"{path}: not a usable retinaface.pth ({str(err).splitlines()[0]}). Replace it (weights.retinaface "
+                    "in params.yaml names the URL and sha256)."
                 ) from None
         self.net = net.eval().to(self.device)
         self.network_calls = 0

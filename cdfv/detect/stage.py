@@ -32,6 +32,7 @@ from cdfv.detect.base import LANDMARK_COLUMNS, Detector, clip_box
 from cdfv.detect.heuristic import choose_face, fallback_box
 from cdfv.io import ImageReadError, read_parquet, read_rgb, write_parquet_atomic
 from cdfv.results import MetricKind, write_results
+from cdfv.weights import retinaface_path
 
 log = logging.getLogger(__name__)
 
@@ -178,22 +179,22 @@ def load_image_records(root: Path = Path(".")) -> list[dict[str, Any]]:
 _local = threading.local()
 
 
-def cached_detector(params: DetectParams, cache_dir: Path | None) -> Detector:
+def cached_detector(params: DetectParams, weights: Path | None) -> Detector:
     """One detector per thread and configuration (models load once, not once per chunk)."""
     store = getattr(_local, "detectors", None)
     if store is None:
         store = _local.detectors = {}
-    key = (params.model_dump_json(), str(cache_dir))
+    key = (params.model_dump_json(), str(weights))
     if key not in store:
-        store[key] = make_detector(params, cache_dir)
+        store[key] = make_detector(params, weights)
     return store[key]
 
 
 def detect_chunk(
-    records: Sequence[dict[str, Any]], params: DetectParams, cache_dir: Path | None, root: Path
+    records: Sequence[dict[str, Any]], params: DetectParams, weights: Path | None, root: Path
 ) -> tuple[list[dict[str, Any]], int]:
     """Chunk worker: detection rows + the number of network forward passes it used."""
-    detector = cached_detector(params, cache_dir)
+    detector = cached_detector(params, weights)
     before = detector.forward_passes
     bs = {"retinaface": params.retinaface.batch_size, "mtcnn": params.mtcnn.batch_size}.get(params.backend, 1)
     rows = detect_records(records, detector, params, root, batch_size=bs)
@@ -214,9 +215,10 @@ def run_detect_lfw(
     """
     dp: DetectParams = detect or params.detect
     records = load_image_records(root)
-    cached_detector(dp, params.cache_path)  # fail fast (weights, models) before any work
+    weights = retinaface_path(params)  # weights.retinaface: fetched once, verified on every use (None for dlib)
+    cached_detector(dp, weights)  # fail fast (weights, models) before any work
     chunks = chunked(records, dp.chunk_size)
-    worker = functools.partial(detect_chunk, params=dp, cache_dir=params.cache_path, root=root)
+    worker = functools.partial(detect_chunk, params=dp, weights=weights, root=root)
     t0 = time.perf_counter()
     if map_chunks is None:
         results = map_sequential(worker, chunks, desc=f"detect ({dp.backend})")

@@ -32,7 +32,7 @@ from cdfv import paths, schemas
 from cdfv.align.views import vggface2_view
 from cdfv.chunks import chunked
 from cdfv.codecs.names import parse_codec_name
-from cdfv.codecs.registry import codec_from_params, get_codec
+from cdfv.codecs.registry import codec_from_params, codec_with_weights
 from cdfv.config import Params, ParamsError
 from cdfv.encode.border import codec_input, pad_to_multiple, uniform_pads
 from cdfv.encode.loop import code_chunk, encode_robust, probe_ids, rate_summary, write_coded
@@ -145,7 +145,7 @@ def run_encode_lfw_full(params: Params, codec_name: str, root: str | os.PathLike
     """Stage ``encode_lfw_full@<codec_name>``; returns the rate summary (``rate_full/<codec>.json`` + details)."""
     root = Path(root)
     params.eval.b1_codec(codec_name)
-    codec = get_codec(codec_name, params.encode)
+    codec = codec_with_weights(codec_name, params)
     settings = params.encode
     images = read_parquet(root / paths.LFW_IMAGES, "LFW image index", stage="ingest_lfw").to_pylist()
     by_id = {r["image_id"]: r for r in images}
@@ -222,7 +222,7 @@ def run_latents_vggface2(params: Params, codec_name: str, root: str | os.PathLik
     spec = parse_codec_name(codec_name)
     if not spec.has_latents:
         raise ParamsError(f"latents_vggface2@{codec_name}: latent shards need a codec with integer latents (Balle2018)")
-    codec = get_codec(codec_name, params.encode)
+    codec = codec_with_weights(codec_name, params)
     cfg, settings = params.encode.vggface2, params.encode
     pad = params.align.codec_pad
     images = read_parquet(root / paths.VGGFACE2_IMAGES, "VGGFace2 images", stage="ingest_vggface2").to_pylist()

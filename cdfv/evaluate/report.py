@@ -53,17 +53,29 @@ CSV_FIELDS = ("series", "model", "pipeline", "bpp", "tar_far_1e-3", "tar_far_1e-
 def load_eval_results(root: Path, models: Sequence[str] | None = None, stage_of: Any = None) -> list[dict[str, Any]]:
     """Results (metrics merged over details) of ``models`` (default: every evaluated one), sorted by model.
 
-    A configured model without its results raises naming the stage to run (``stage_of(model)``).
+    A configured model without its results raises naming the stage to run (``stage_of(model)``); the
+    report itself uses :func:`load_available`, which builds from whatever exists.
     """
+    if models is not None:
+        missing = [m for m in models if not (root / paths.eval_json(m)).is_file()]
+        if missing:
+            stages = " ".join(stage_of(m) if stage_of else m for m in missing)
+            raise FileNotFoundError(
+                f"{root / paths.EVAL_METRICS}: no metrics for {', '.join(missing)}. Run `dvc repro {stages}` first."
+            )
+    return load_available(root, models)[0]
+
+
+def load_available(root: Path, models: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The eval results that exist (of ``models``, default every one evaluated) and the models without any."""
     names = result_names(root, paths.EVAL_METRICS) if models is None else list(models)
-    missing = [m for m in names if not (root / paths.eval_json(m)).is_file()]
-    if missing:
-        stages = " ".join(stage_of(m) if stage_of else m for m in missing)
-        raise FileNotFoundError(
-            f"{root / paths.EVAL_METRICS}: no metrics for {', '.join(missing)}. Run `dvc repro {stages}` first."
-        )
-    results = [read_results(root, paths.eval_json(m), stage_of(m) if stage_of else "") for m in names]
-    return sorted(results, key=lambda r: r["model"])
+    results, missing = [], []
+    for m in names:
+        if not (root / paths.eval_json(m)).is_file():
+            missing.append(m)
+            continue
+        results.append(read_results(root, paths.eval_json(m), "eval_lfw"))
+    return sorted(results, key=lambda r: r["model"]), missing
 
 
 def load_complexity(root: Path) -> dict[str, dict[str, Any]]:
@@ -224,6 +236,7 @@ def table7_markdown(
     complexity: dict[str, dict[str, Any]],
     bd_anchor: str = "ResNet50_Balle2018_mse",
     bd_method: BdMethod = "cubic",
+    not_run: dict[str, str] | None = None,
 ) -> str:
     """The paper's Table II/7: our values beside the paper's (with differences) and BD deltas.
 
@@ -232,7 +245,11 @@ def table7_markdown(
     GMAC / 224² (thesis-spec §6). Timings: "net" = networks only, inputs on the device; "e2e" = the
     path the paper timed (spec §8: read/decode, crop/align/resize or range decoding, networks, both
     images of a pair); the paper's ms columns are end-to-end.
+
+    ``not_run``: configured solutions without metrics -> why (their TAR cell says "not run", and a
+    section lists the reasons).
     """
+    not_run = not_run or {}
     by_model = {r["model"]: r for r in results}
     out = ["# Table 7 (paper Table II) regenerated", ""]
     out.append(
@@ -264,7 +281,8 @@ def table7_markdown(
             f"{_fmt(c.get('kmac_per_px'), 0)} | {_fmt(c.get('kmac_per_px_paper_convention'), 0)} | {p_kmac:.0f} | "
             f"{_fmt(c.get('ms_per_batch'), 1)} | {_fmt(c.get('e2e_ms_per_batch'), 1)} | {p_batch:.1f} | "
             f"{_fmt(c.get('ms_per_pair'), 3)} | {_fmt(c.get('e2e_ms_per_pair'), 3)} | {p_pair:.3f} | "
-            f"{_fmt(r.get('tar_far_1e-3'))} | {p_tar:.3f} | {_diff(r.get('tar_far_1e-3'), p_tar)} | "
+            f"{'not run' if model in not_run else _fmt(r.get('tar_far_1e-3'))} | {p_tar:.3f} | "
+            f"{_diff(r.get('tar_far_1e-3'), p_tar)} | "
             f"{_fmt(r.get('bpp'))} | {_fmt(p_bpp, 2)} | {_diff(r.get('bpp'), p_bpp)} |"
         )
     out.append("")
@@ -272,6 +290,15 @@ def table7_markdown(
     others = [r for r in results if r["model"] not in PAPER_TABLE7]
     if others:
         out += ["## Other evaluated solutions", "", metrics_table_markdown(others)]
+    if not_run:
+        out += [
+            "## Not run",
+            "",
+            "Solutions params.yaml asks for whose evaluation produced no metrics in this run:",
+            "",
+        ]
+        out += [f"- {m}: not run: {why}" for m, why in sorted(not_run.items())]
+        out.append("")
     bds = bd_rows(results, bd_anchor, method=bd_method)
     out += [f"## Bjøntegaard deltas vs {bd_anchor} (rate vs TAR@FAR=1e-3, {bd_method})", ""]
     if not bds:
@@ -341,19 +368,24 @@ def write_report(
     bd_anchor: str = "ResNet50_Balle2018_mse",
     bd_method: BdMethod = "cubic",
     models: Sequence[str] | None = None,
-    stage_of: Any = None,
+    why_not_run: Any = None,
 ) -> dict[str, Path]:
-    """Write ``fig4.csv``, the Fig. 4 PNG and table7.md under ``root``; return the paths."""
+    """Write ``fig4.csv``, the Fig. 4 PNG and table7.md under ``root``; return the paths.
+
+    Builds from the results that exist: each of ``models`` without results is marked "not run:
+    <``why_not_run(model)``>". Without ``models`` (every result found) at least one must exist.
+    """
     from cdfv.io import write_bytes_atomic
 
-    results = load_eval_results(root, models, stage_of)
-    if not results:
+    results, missing = load_available(root, models)
+    if not results and models is None:
         raise FileNotFoundError(f"{root / paths.EVAL_METRICS}: no eval metrics. Run `dvc repro eval_lfw` first.")
+    not_run = {m: (why_not_run(m) if why_not_run else "no metrics") for m in missing}
     complexity = load_complexity(root)
     plots = root / paths.FIG4_CSV
     write_bytes_atomic(plots, fig4_csv(results).encode())
     fig = root / paths.FIG4
     plot_fig4(results, fig)
     table = root / paths.TABLE7
-    write_bytes_atomic(table, table7_markdown(results, complexity, bd_anchor, bd_method).encode())
+    write_bytes_atomic(table, table7_markdown(results, complexity, bd_anchor, bd_method, not_run).encode())
     return {"plots": plots, "figure": fig, "table": table}

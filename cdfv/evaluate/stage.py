@@ -156,8 +156,27 @@ def run_eval_lfw(params: Params, model: str, root: Path = Path(".")) -> dict[str
 
 
 def run_report(params: Params, root: Path = Path(".")) -> dict[str, Path]:
-    """Fig. 4 (PNG + per-line CSVs for dvc plots), table7.md with BD deltas."""
-    return write_report(root, params.eval.bd_anchor, params.eval.bd_method, allowed_models(params), stage_name)
+    """Fig. 4 (PNG + per-line CSVs for dvc plots), table7.md with BD deltas, from the eval metrics that
+    exist; every other solution params.yaml asks for is marked "not run" with :func:`why_not_run`."""
+    return write_report(root, params.eval.bd_anchor, params.eval.bd_method, allowed_models(params), why_not_run)
+
+
+def why_not_run(model: str) -> str:
+    """Why a configured solution may have no metrics: its eval stage and, for a trained recogniser, the
+    training stage and data it waits for (a trained network needs VGGFace2, thesis §5.5)."""
+    sol = parse_solution(model)
+    stage = stage_name(model)
+    if sol.recogniser == "ResNet50":
+        return (
+            f"{stage} needs the trained ResNet50 ({paths.model_file('resnet50')} from train_resnet50, "
+            "which needs VGGFace2)"
+        )
+    if sol.recogniser == "cResNet39":
+        return (
+            f"{stage} needs the trained cResNet39 ({paths.model_file('cresnet39', sol.codec)} from "
+            f"train_cresnet39@{sol.codec} or train_cresnet39_online@{sol.codec}, which need VGGFace2)"
+        )
+    return f"{stage} wrote no metrics (skipped or failed: see the summary of `cdfv repro`)"
 
 
 def stage_name(model: str) -> str:

@@ -27,9 +27,25 @@ FORMAT = "cdfv-model/1"
 ARCHS: dict[str, type[FaceNet]] = {"resnet50_caffe": ResNet50Caffe, "cresnet39": CResNet39, "cresnet50": CResNet50}
 
 __all__ = [
-    "ARCHS", "EMBEDDING", "FEATURES", "CResNet39", "CResNet50", "CheckpointError", "ClassifierHead",
-    "EmbeddingHead", "FaceNet", "ResNet50Caffe", "build_model", "cresnet39", "cresnet50", "load_checkpoint",
-    "model_record", "read_record", "resnet50_caffe", "resnet50_input", "save_model",
+    "ARCHS",
+    "EMBEDDING",
+    "FEATURES",
+    "CResNet39",
+    "CResNet50",
+    "CheckpointError",
+    "ClassifierHead",
+    "EmbeddingHead",
+    "FaceNet",
+    "ResNet50Caffe",
+    "build_model",
+    "cresnet39",
+    "cresnet50",
+    "load_checkpoint",
+    "model_record",
+    "read_record",
+    "resnet50_caffe",
+    "resnet50_input",
+    "save_model",
 ]
 
 
@@ -73,14 +89,18 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         rec = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle/zip errors vary
-        raise CheckpointError(f"{path}: unreadable or corrupt model file ({type(err).__name__}: {err}). "
-                              "Delete it and rerun the training stage.") from None
+        raise CheckpointError(
+            f"{path}: unreadable or corrupt model file ({type(err).__name__}: {err}). "
+            "Delete it and rerun the training stage."
+        ) from None
     if not isinstance(rec, dict) or rec.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a cdfv model file (expected format {FORMAT}).")
     return rec
 
 
-def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu", eval_mode: bool = True) -> FaceNet:
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", eval_mode: bool = True
+) -> FaceNet:
     """Rebuild the network stored at ``path`` (from :func:`save_model`), in eval mode.
 
     Final training outputs (``models/resnet50/model.pt``, ``models/cresnet39/<codec>/model.pt``)

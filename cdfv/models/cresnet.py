@@ -27,8 +27,9 @@ class CResNet39(FaceNet):
 
     arch = "cresnet39"
 
-    def __init__(self, in_channels: int, num_classes: int | None = None, embedding: bool = True,
-                 width: int = 64) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int | None = None, embedding: bool = True, width: int = 64
+    ) -> None:
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         super().__init__(num_classes, embedding, width)
@@ -85,12 +86,21 @@ class CResNet50(FaceNet):
         init_weights_(self)
 
     def _body_blocks(self) -> list[tuple[str, nn.Module]]:
-        return [("adapter", self.adapter), ("layer1", self.layer1), ("layer2", self.layer2),
-                ("layer3", self.layer3), ("layer4", self.layer4)]
+        return [
+            ("adapter", self.adapter),
+            ("layer1", self.layer1),
+            ("layer2", self.layer2),
+            ("layer3", self.layer3),
+            ("layer4", self.layer4),
+        ]
 
     def arch_kwargs(self) -> dict[str, Any]:
-        return {**super().arch_kwargs(), "in_channels": self.in_channels, "upscale": self.upscale,
-                "adjust_kernel": self.adjust_kernel}
+        return {
+            **super().arch_kwargs(),
+            "in_channels": self.in_channels,
+            "upscale": self.upscale,
+            "adjust_kernel": self.adjust_kernel,
+        }
 
     def input_hint(self) -> str:
         return f"expects {self.in_channels}x{LATENT_SIZE}x{LATENT_SIZE}"
@@ -99,7 +109,9 @@ class CResNet50(FaceNet):
         """Copy blocks 1-4 from a trained ResNet50 (module or state dict); returns copied keys."""
         src = resnet50.state_dict() if isinstance(resnet50, nn.Module) else resnet50
         own = self.state_dict()
-        copied = {k: v for k, v in src.items() if k.startswith(("layer1.", "layer2.", "layer3.", "layer4.")) and k in own}
+        copied = {
+            k: v for k, v in src.items() if k.startswith(("layer1.", "layer2.", "layer3.", "layer4.")) and k in own
+        }
         missing = [k for k in own if k.startswith("layer") and k not in copied]
         if missing:
             raise ValueError(f"ResNet50 state dict lacks {len(missing)} block weights, e.g. {missing[:3]}")
@@ -113,9 +125,19 @@ def cresnet39(in_channels: int, num_classes: int | None = None, embedding: bool 
 
 
 def cresnet50(
-    in_channels: int, num_classes: int | None = None, embedding: bool = True, upscale: int = 4, adjust_kernel: int = 3,
+    in_channels: int,
+    num_classes: int | None = None,
+    embedding: bool = True,
+    upscale: int = 4,
+    adjust_kernel: int = 3,
     width: int = 64,
 ) -> CResNet50:
     """cResNet50 (future work of the thesis) for an ``in_channels x 14 x 14`` latent."""
-    return CResNet50(in_channels, num_classes=num_classes, embedding=embedding, upscale=upscale,
-                     adjust_kernel=adjust_kernel, width=width)
+    return CResNet50(
+        in_channels,
+        num_classes=num_classes,
+        embedding=embedding,
+        upscale=upscale,
+        adjust_kernel=adjust_kernel,
+        width=width,
+    )

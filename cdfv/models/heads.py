@@ -36,9 +36,7 @@ def copy_linear_(dst: nn.Linear, src: nn.Linear | dict[str, torch.Tensor]) -> No
     """
     state = src.state_dict() if isinstance(src, nn.Module) else src
     if tuple(state["weight"].shape) != tuple(dst.weight.shape):
-        raise ValueError(
-            f"cannot copy FC of shape {tuple(state['weight'].shape)} into {tuple(dst.weight.shape)}"
-        )
+        raise ValueError(f"cannot copy FC of shape {tuple(state['weight'].shape)} into {tuple(dst.weight.shape)}")
     with torch.no_grad():
         dst.weight.copy_(state["weight"])
         dst.bias.copy_(state["bias"])

@@ -8,20 +8,27 @@ zero-mean Ballé hyperprior the entropy-decoded latent is exactly ``round(g_a(x)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 
-from cdfv.codecs.names import CodecSpec, parse_codec_name
+from cdfv.codecs.names import parse_codec_name
 from cdfv.errors import CdfvError
 from cdfv.precision import strict_fp32
 
 
-def load_learned_codec(name: str, pretrained: bool = True, seed: int = 0, untrained_gain: float = 1.0) -> nn.Module:
-    """The CompressAI model of ``name`` in eval mode (clear error naming the weights file offline)."""
+def load_learned_codec(
+    name: str, pretrained: bool = True, seed: int = 0, untrained_gain: float = 1.0, weights: Path | None = None
+) -> nn.Module:
+    """The CompressAI model of ``name`` in eval mode (``weights``: its verified zoo checkpoint when pretrained,
+    :func:`cdfv.weights.codec_path`)."""
     from cdfv.codecs.learned import load_model
 
-    return load_model(parse_codec_name(name, "learned"), pretrained, seed=seed, untrained_gain=untrained_gain)
+    return load_model(
+        parse_codec_name(name, "learned"), pretrained, seed=seed, untrained_gain=untrained_gain, weights=weights
+    )
 
 
 class OnlineLatentEncoder(nn.Module):
@@ -58,10 +65,18 @@ class OnlineLatentEncoder(nn.Module):
         return y_hat[..., c : y_hat.shape[-2] - c, c : y_hat.shape[-1] - c].contiguous()
 
 
-def online_encoder(name: str, pretrained: bool = True, seed: int = 0, untrained_gain: float = 1.0,
-                   pad: int = 16, batch: int = 16) -> OnlineLatentEncoder:
+def online_encoder(
+    name: str,
+    pretrained: bool = True,
+    seed: int = 0,
+    untrained_gain: float = 1.0,
+    pad: int = 16,
+    batch: int = 16,
+    weights: Path | None = None,
+) -> OnlineLatentEncoder:
     """:class:`OnlineLatentEncoder` around the ``g_a`` of codec ``name`` (``batch``: the codec's batch size)."""
-    return OnlineLatentEncoder(load_learned_codec(name, pretrained, seed, untrained_gain).g_a, pad=pad, batch=batch)
+    g_a = load_learned_codec(name, pretrained, seed, untrained_gain, weights).g_a
+    return OnlineLatentEncoder(g_a, pad=pad, batch=batch)
 
 
 class LatentMismatchError(CdfvError, RuntimeError):

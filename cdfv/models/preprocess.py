@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
 #: Mean of the VGGFace2 training set, RGB order (cydonia999/VGGFace2-pytorch works in BGR:
 #: 91.4953, 103.8827, 131.0912). Subtract from float 0-255 RGB faces.
 VGGFACE2_MEAN_RGB: tuple[float, float, float] = (131.0912, 103.8827, 91.4953)

@@ -155,7 +155,7 @@ class FaceNet(nn.Module):
         return "?"
 
     # -- phase switch ----------------------------------------------------------------------
-    def with_embedding_head(self, init_from: nn.Linear | dict[str, torch.Tensor] | None = None) -> "FaceNet":
+    def with_embedding_head(self, init_from: nn.Linear | dict[str, torch.Tensor] | None = None) -> FaceNet:
         """Drop the classifier and add a (random or copied) FC 2048 -> 2048 embedding head."""
         from cdfv.models.heads import copy_linear_
 
@@ -193,8 +193,13 @@ class ResNet50Caffe(FaceNet):
 
     def _body_blocks(self) -> list[tuple[str, nn.Module]]:
         root = nn.Sequential(self.conv1, self.bn1, self.relu, self.maxpool)
-        return [("root", root), ("layer1", self.layer1), ("layer2", self.layer2),
-                ("layer3", self.layer3), ("layer4", self.layer4)]
+        return [
+            ("root", root),
+            ("layer1", self.layer1),
+            ("layer2", self.layer2),
+            ("layer3", self.layer3),
+            ("layer4", self.layer4),
+        ]
 
     def input_hint(self) -> str:
         return "expects 3x224x224"

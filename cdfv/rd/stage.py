@@ -5,6 +5,8 @@ details: probe means, as the paper reports rates over probes only) and writes ``
 (one row per codec point with its ``series``: the top-level plots ``rd_psnr`` / ``rd_ms_ssim`` draw
 whatever series exist), ``reports/rd.md`` and one declared result per series,
 ``reports/metrics/rd/<series>.json``: BD-rate and BD-PSNR / BD-MS-SSIM vs ``encode.report.anchor``.
+It builds from the rate results that exist: a codec whose ``encode_lfw@<codec>`` wrote none
+(skipped or failed) is listed as "not run".
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ def run_rd_report(params: Params, root: str | os.PathLike[str] = ".") -> dict[st
     cfg = params.encode.report
     rate_key = cfg.rate
     points: list[RdPoint] = []
+    not_run: dict[str, str] = {}
     for name in params.codecs:
+        path = root / paths.rate_json(name)
+        if not path.is_file():
+            not_run[name] = f"encode_lfw@{name} wrote no {path} (skipped or failed: see `cdfv repro`)"
+            continue
         s = read_results(root, paths.rate_json(name), stage=f"encode_lfw@{name}")
         block = s.get("probes") or s["all"]
         if block["n"] == 0 or block[rate_key] is None:
@@ -60,6 +67,8 @@ def run_rd_report(params: Params, root: str | os.PathLike[str] = ".") -> dict[st
         text += f"No points of the anchor series {cfg.anchor!r}: no Bjøntegaard deltas.\n"
     text += "\n| codec | bpp | PSNR (dB) | MS-SSIM |\n|---|---|---|---|\n"
     text += "".join(f"| {p.codec} | {p.bpp:.3f} | {p.psnr:.2f} | {p.ms_ssim:.4f} |\n" for p in points)
+    if not_run:
+        text += "\n## Not run\n\n" + "".join(f"- {c}: not run: {why}\n" for c, why in not_run.items())
     write_bytes_atomic(root / paths.RD_REPORT, text.encode())
     with results_dir(root, paths.RD_METRICS) as staging:
         for series, pts in by_series.items():
@@ -78,4 +87,11 @@ def run_rd_report(params: Params, root: str | os.PathLike[str] = ".") -> dict[st
                 "codecs": [p.codec for p in pts],
             }
             write_results(staging, paths.rd_json(series), RD_KIND, metrics, details)
-    return {"anchor": cfg.anchor, "rate": rate_key, "bd": tables, "points": len(points), "series": len(by_series)}
+    return {
+        "anchor": cfg.anchor,
+        "rate": rate_key,
+        "bd": tables,
+        "points": len(points),
+        "series": len(by_series),
+        "not_run": len(not_run),
+    }

@@ -30,6 +30,7 @@ from cdfv.models.latent import (
     parse_codec_name,
 )
 from cdfv.train.loop import Inputs, RunSpec, Trainer
+from cdfv.weights import codec_path
 
 STAGE_RESNET50 = "train_resnet50"
 STAGE_CRESNET39 = {"shards": "train_cresnet39", "online": "train_cresnet39_online"}
@@ -61,8 +62,9 @@ def resnet50_embedding(root: Path = Path(".")) -> dict:
     return {"weight": sd["embedding.weight"], "bias": sd["embedding.bias"]}
 
 
-def codec_check(params: Params, codec: str):  # type: ignore[no-untyped-def]
-    """The per-run assertion of online mode: online latents == the real codec's range-decoded ŷ."""
+def codec_check(params: Params, codec: str, weights: Path | None = None):  # type: ignore[no-untyped-def]
+    """The per-run assertion of online mode: online latents == the real codec's range-decoded ŷ
+    (``weights``: the codec's verified zoo checkpoint when pretrained)."""
     learned = params.encode.learned
 
     def check(encoder: nn.Module, device: torch.device, faces: torch.Tensor, names: list[str]) -> None:
@@ -70,7 +72,7 @@ def codec_check(params: Params, codec: str):  # type: ignore[no-untyped-def]
 
         assert isinstance(encoder, OnlineLatentEncoder)
         settings = learned.model_copy(update={"device": str(device), "verify_sample": len(names)})
-        codec_obj = LearnedCodec(parse_codec_name(codec), settings)
+        codec_obj = LearnedCodec(parse_codec_name(codec), settings, weights)
         n = check_against_codec(encoder, codec_obj, faces, names)
         print(
             f"[train] online latents of {len(names)} images ({n} values) equal the range-decoded ŷ of {codec} "
@@ -103,11 +105,18 @@ def cresnet39_spec(params: Params, codec: str, root: Path = Path("."), latents: 
     }
     if mode == "online":
         pad = params.align.codec_pad
+        weights = codec_path(params, codec)  # weights.codecs.learned.<codec> (None when not pretrained)
         enc = online_encoder(
-            codec, learned.pretrained, learned.seed, learned.untrained_gain, pad=pad, batch=learned.batch_size
+            codec,
+            learned.pretrained,
+            learned.seed,
+            learned.untrained_gain,
+            pad=pad,
+            batch=learned.batch_size,
+            weights=weights,
         )
         inputs = Inputs(
-            "online", cfg, encoder=enc, check=codec_check(params, codec), check_images=learned.verify_sample
+            "online", cfg, encoder=enc, check=codec_check(params, codec, weights), check_images=learned.verify_sample
         )
         meta["codec_settings"] = {
             "pretrained": learned.pretrained,

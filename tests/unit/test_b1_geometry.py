@@ -125,7 +125,10 @@ def test_b1_params_default_to_thesis_chapter_5() -> None:
     # ch. 5: every CompressAI zoo point, Ballé 2018 q1-8 and Cheng 2020 q1-6, MSE and MS-SSIM = 28 anchors
     assert len(PAPER_B1_CODECS) == 2 * 8 + 2 * 6
     p = parse_params({})
-    assert p.eval.b1_codecs == p.eval.resnet50_b1 == PAPER_B1_CODECS and p.eval.dlib_b1 == []
+    assert p.eval.b1_codecs == p.eval.resnet50_b1 == PAPER_B1_CODECS
+    # the off-the-shelf dlib recogniser needs no training: it runs the paper's points by default
+    assert p.eval.dlib_b1 == PAPER_B1_CODECS and p.eval.dlib_decoded == p.eval.resnet50_decoded
+    assert len(p.eval.dlib_decoded) == 4 + 16
     with pytest.raises(ParamsError, match="b1_codecs"):
         parse_params({"eval": {"b1_codecs": ["Balle2018_mse_Q1"], "dlib_b1": ["Balle2018_mse_Q2"], "resnet50_b1": []}})
     with pytest.raises(ParamsError, match="learned"):

@@ -278,14 +278,12 @@ def test_learned_latent_shapes_for_the_papers_qualities(faces: list[np.ndarray])
         assert y[:, :, 1:15, 1:15].shape == (1, n, 14, 14)
 
 
-def test_pretrained_offline_error_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import torch
-
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-
-    def offline(*_a, **_k):
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(CodecError, match=r"bmshj2018-hyperprior-6-.*\.pth\.tar.*pretrained: false"):
+def test_pretrained_codec_needs_its_verified_weights_file(tmp_path: Path) -> None:
+    """The zoo checkpoint comes from cdfv.weights (fetched, verified: tests/unit/test_weights.py); the
+    codec never downloads on its own and names the params key when it was not given one."""
+    with pytest.raises(CodecError, match=r"weights\.codecs\.learned\.Balle2018_mse_Q6.*pretrained: false"):
         get_codec("Balle2018_mse_Q6")
+    junk = tmp_path / "bmshj2018-hyperprior-6-1ab9c41e.pth.tar"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CodecError, match="not a usable CompressAI checkpoint"):
+        get_codec("Balle2018_mse_Q6", weights=junk)

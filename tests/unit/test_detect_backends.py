@@ -154,31 +154,8 @@ def test_detection_row_no_face_records_fallback() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# RetinaFace
+# RetinaFace (its weights: tests/unit/test_weights.py)
 # --------------------------------------------------------------------------------------------
-def test_retinaface_missing_weights_error_says_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cdfv.detect.retinaface_backend import WeightsNotFoundError, resolve_weights
-
-    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "home"))
-    with pytest.raises(WeightsNotFoundError) as err:
-        make_detector(parse_params({}).detect, tmp_path / "cache")
-    msg = str(err.value)
-    assert str(tmp_path / "home" / ".deepface" / "weights" / "retinaface.pth") in msg
-    assert str(tmp_path / "cache" / "retinaface" / "retinaface.pth") in msg
-    assert "detect.retinaface.weights" in msg and "dlib" in msg
-    assert not (tmp_path / "home").exists()  # nothing downloaded, nothing created
-    # explicit path wins; a present file resolves
-    w = tmp_path / "cache" / "retinaface" / "retinaface.pth"
-    w.parent.mkdir(parents=True)
-    w.write_bytes(b"x")
-    assert resolve_weights(None, tmp_path / "cache") == w
-    with pytest.raises(WeightsNotFoundError, match="nope.pth"):
-        resolve_weights(str(tmp_path / "nope.pth"), tmp_path / "cache")
-    # a corrupt weights file is named, not a torch traceback
-    with pytest.raises(WeightsNotFoundError, match="not a usable retinaface.pth"):
-        make_detector(parse_params({"detect": {"retinaface": {"weights": str(w)}}}).detect)
-
-
 def test_retinaface_real_network_batched_equals_single(lfw_mini: list[Path]) -> None:
     """Random weights (offline) with a biased stride-32 face logit so the library's decoding, score
     filter and NMS produce boxes; batching must not change them; one pass per image."""

@@ -67,3 +67,26 @@ def test_bd_table_half_rate_is_minus_fifty_percent() -> None:
     assert "| HEVC | -50.0 |" in md and "n/a" in md
     with pytest.raises(KeyError, match="anchor series 'Balle2018_mse'"):
         bd_table(pts, anchor="Balle2018_mse")
+
+
+def test_rd_report_builds_from_the_rate_metrics_that_exist(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A codec whose encode_lfw stage wrote nothing (skipped or failed) is listed as not run; the rest is
+    reported, with the BD table against the anchor series."""
+    from cdfv import paths
+    from cdfv.config import parse_params
+    from cdfv.encode.stage import RATE_KIND
+    from cdfv.rd.stage import run_rd_report
+    from cdfv.results import write_results
+
+    names = {"JPEG_Q1": 0.2, "JPEG_Q25": 0.5, "JPEG_Q62": 0.9, "JPEG_Q90": 1.5, "HEVC_QP35": 0.3}
+    params = parse_params({"codecs": {n: {"family": "hevc" if n.startswith("HEVC") else "jpeg"} for n in names}})
+    for n, b in names.items():
+        if n != "HEVC_QP35":
+            block = {"n": 10, "bpp_256": b, "psnr": 30 + 10 * b, "ms_ssim": 0.9 + b / 20}
+            metrics = {"bpp": b, "psnr": block["psnr"], "ms_ssim": block["ms_ssim"]}
+            write_results(tmp_path, paths.rate_json(n), RATE_KIND, metrics, {"series": "JPEG", "probes": block})
+    m = run_rd_report(params, tmp_path)
+    assert m["points"] == 4 and m["not_run"] == 1
+    text = (tmp_path / "reports" / "rd.md").read_text()
+    assert "- HEVC_QP35: not run: encode_lfw@HEVC_QP35 wrote no" in text and "| JPEG_Q62 |" in text
+    assert (tmp_path / paths.RD_CSV).read_text().count("\n") == 5  # header + the 4 JPEG points

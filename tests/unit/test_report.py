@@ -191,3 +191,32 @@ def test_metrics_table_markdown(results: list[dict]) -> None:
     lines = md.strip().splitlines()
     assert len(lines) == 4 and lines[0].count("|") == lines[1].count("|") == lines[2].count("|")
     assert "0.9500 ± 0.0100" in lines[2]
+
+
+def test_report_builds_from_the_metrics_that_exist_and_marks_the_rest(tmp_path: Path, results: list[dict]) -> None:
+    """Without VGGFace2 only the Dlib rows exist: the report is still written, each configured solution
+    without metrics is marked "not run: <why>" (its Table 7 cell and a section with the reasons)."""
+    from cdfv.evaluate.stage import why_not_run
+
+    dlib = [r for r in results if r["model"].startswith("Dlib_")]
+    stale = {**dlib[0], "model": "ResNet50_Stale_Q1", "series": "ResNet50_Stale"}
+    _write_results(tmp_path, [*dlib, stale], {})  # ResNet50_Stale_Q1: not configured, ignored
+    models = ["ResNet50_Original_Anchor", "cResNet39_Balle2018_mse_Q3", *(r["model"] for r in dlib), "Dlib_JPEG_Q62"]
+    out = R.write_report(tmp_path, models=models, why_not_run=why_not_run)
+    table = out["table"].read_text()
+    section = table.split("## Not run")[1].split("##")[0]
+    assert (
+        "- ResNet50_Original_Anchor: not run: eval_lfw_resnet50_anchor needs the trained ResNet50 "
+        "(models/resnet50/model.pt from train_resnet50, which needs VGGFace2)"
+    ) in section
+    assert "- cResNet39_Balle2018_mse_Q3: not run: eval_lfw_cresnet39@Balle2018_mse_Q3 needs the trained" in section
+    assert "- Dlib_JPEG_Q62: not run: eval_lfw_dlib@JPEG_Q62 wrote no metrics" in section
+    assert section.count("- ") == 3
+    row = next(line for line in table.splitlines() if line.startswith("| cResNet39_Balle2018_mse_Q3 |"))
+    assert "| not run |" in row
+    assert "| Dlib_JPEG_Q1 |" in table and "ResNet50_Stale" not in table
+    assert {r["series"] for r in csv.DictReader(out["plots"].open())} == {"Dlib_JPEG"}
+    # nothing evaluated yet: still a report (every configured row not run), not an error
+    empty = tmp_path / "empty"
+    out = R.write_report(empty, models=["Dlib_Original_Anchor"], why_not_run=why_not_run)
+    assert "- Dlib_Original_Anchor: not run:" in out["table"].read_text()

@@ -19,8 +19,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 #: Infrastructure every stage uses; its effect on results reaches stages through params.yaml
-#: (``config``), or it moves bytes without shaping them (``io``, ``chunks``: batching only).
-ALLOWLIST = {f"cdfv/{m}.py" for m in ("__init__", "cli", "config", "errors", "paths", "schemas", "io", "chunks")}
+#: (``config``), or it moves bytes without shaping them (``io``, ``chunks``: batching only;
+#: ``download``, ``weights``: deliver the file whose url and sha256 the stage's params name).
+ALLOWLIST = {
+    f"cdfv/{m}.py"
+    for m in ("__init__", "cli", "config", "errors", "paths", "schemas", "io", "chunks", "download", "weights")
+}
 
 
 def _module_file(name: str) -> Path | None:
