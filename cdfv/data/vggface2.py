@@ -99,7 +99,8 @@ def ingest_vggface2(cfg: VggFace2Params, root_dir: Path = Path(".")) -> pa.Table
     write_parquet_atomic(root_dir / paths.VGGFACE2_IMAGES, table, schemas.VGGFACE2_IMAGES)
     n_val = len(val)
     print(
-        f"VGGFace2: {table.num_rows} images, {len(identities)} identities ({len(identities) - n_val} train / {n_val} val)"
+        f"VGGFace2: {table.num_rows} images, {len(identities)} identities "
+        f"({len(identities) - n_val} train / {n_val} val)"
     )
     return table
 

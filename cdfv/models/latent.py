@@ -102,7 +102,8 @@ def check_against_codec(encoder: OnlineLatentEncoder, codec: nn.Module, faces: t
         bad = [n for n, a, b in zip(names, online, ref) if a.shape != b.shape or not np.array_equal(a, b)]
         diff = int((ref != online).sum()) if ref.shape == online.shape else -1
         raise LatentMismatchError(
-            f"online round(g_a(x)) differs from the range-decoded ŷ of {getattr(codec, 'name', 'the codec')} on {device} "
+            f"online round(g_a(x)) differs from the range-decoded ŷ of {getattr(codec, 'name', 'the codec')} "
+            f"on {device} "
             f"in {diff} values (images {bad[:8]}): the online latents would not be those evaluated. "
             "Train from shards (train.cresnet39.codecs) or report this as a bug."
         )
