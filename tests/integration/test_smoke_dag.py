@@ -70,6 +70,10 @@ def _kind(path: str) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
+    """`make smoke` in a fresh folder; ``CDFV_SMOKE_WS`` reuses a finished one (same recipe, built by hand:
+    `cdfv workspace DIR --profile smoke --git`, `dvc repro`, commit) when iterating on these tests."""
+    if os.environ.get("CDFV_SMOKE_WS"):
+        return Path(os.environ["CDFV_SMOKE_WS"]).resolve()
     ws = tmp_path_factory.mktemp("smoke") / "smoke"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
     proc = subprocess.run(
