@@ -105,21 +105,27 @@ def write_faces(rows: Sequence[dict[str, Any]], out: Path) -> pa.Table:
     return table
 
 
+def detections_and_images(root: Path, detections: Path, stage: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The detection rows written by ``stage`` and image_id -> PNG path; stale detections fail naming ``stage``."""
+    images = read_parquet(root / paths.LFW_IMAGES, "LFW image index", stage="ingest_lfw").to_pylist()
+    dets = read_parquet(root / detections, "LFW detections", stage=stage).to_pylist()
+    image_paths = {r["image_id"]: r["path"] for r in images}
+    missing = [d["image_id"] for d in dets if d["image_id"] not in image_paths]
+    if missing:
+        raise FileNotFoundError(
+            f"{root / detections}: {len(missing)} image(s) not in images.parquet (e.g. {missing[0]}); "
+            f"it is stale: run `dvc repro {stage}`."
+        )
+    return dets, image_paths
+
+
 def run_align_lfw(params: Params, root: Path = Path("."), map_chunks: ChunkMapper | None = None) -> dict[str, Any]:
     """The ``align_lfw`` stage. Returns the counts it wrote to its details file (no declared metrics: what
     alignment changes shows in the evaluation). ``map_chunks``: see :mod:`cdfv.detect.stage`."""
     from cdfv.align.contact_sheet import write_contact_sheet
 
     ap: AlignParams = params.align
-    images = read_parquet(root / paths.LFW_IMAGES, "LFW image index", stage="ingest_lfw").to_pylist()
-    dets = read_parquet(root / paths.LFW_DETECTIONS, "LFW detections", stage="detect_lfw").to_pylist()
-    image_paths = {r["image_id"]: r["path"] for r in images}
-    missing = [d["image_id"] for d in dets if d["image_id"] not in image_paths]
-    if missing:
-        raise FileNotFoundError(
-            f"{root / paths.LFW_DETECTIONS}: {len(missing)} image(s) not in images.parquet (e.g. {missing[0]}); "
-            "it is stale: run `dvc repro detect_lfw`."
-        )
+    dets, image_paths = detections_and_images(root, paths.LFW_DETECTIONS, "detect_lfw")
     chunks = chunked(dets, params.detect.chunk_size)
     t0 = time.perf_counter()
     with atomic_path(root / paths.LFW_FACES_DIR) as tmp:
@@ -238,15 +244,7 @@ def run_align_lfw_mtcnn(
     if ref_name not in ap.references:
         raise ParamsError(f"reference set {ref_name!r} is not in align.references ({sorted(ap.references)})")
     ref = ap.references[ref_name]
-    images = read_parquet(root / paths.LFW_IMAGES, "LFW image index", stage="ingest_lfw").to_pylist()
-    dets = read_parquet(root / paths.LFW_MTCNN_DETECTIONS, "LFW MTCNN detections", stage="detect_lfw_mtcnn").to_pylist()
-    image_paths = {r["image_id"]: r["path"] for r in images}
-    missing = [d["image_id"] for d in dets if d["image_id"] not in image_paths]
-    if missing:
-        raise FileNotFoundError(
-            f"{root / paths.LFW_MTCNN_DETECTIONS}: {len(missing)} image(s) not in images.parquet (e.g. {missing[0]}); "
-            "it is stale: run `dvc repro detect_lfw_mtcnn`."
-        )
+    dets, image_paths = detections_and_images(root, paths.LFW_MTCNN_DETECTIONS, "detect_lfw_mtcnn")
     out = paths.mtcnn_faces_dir(ref_name)
     t0 = time.perf_counter()
     with atomic_path(root / out) as tmp:
