@@ -205,7 +205,7 @@ TFQI_REPORTS = REPORTS / "tfqi"
 TFQI_FIT_RECORD = TFQI_REPORTS / "fit.json"  # fits, R², statuses, points, the paper's fits (tfqi_fit output)
 TFQI_ALLOCATION = TFQI_REPORTS / "allocation.csv"  # one row per (w1, budget): model vs grid vs texture-only
 TFQI_ALLOCATION_RECORD = TFQI_REPORTS / "allocation.json"  # the same rows + per-w1 summaries
-TFQI_DETAILS = TFQI_REPORTS / "details"  # undeclared: counts, timings, settings of each stage run
+TFQI_FACES_DETAILS = DETAILS / "tfqi" / "faces.json"  # counts, timing, crop settings of tfqi_faces
 TFQI_PLOTS = PLOTS / "tfqi"  # joint_model.csv, joint_grid.csv, texture_only.csv, feature_only.csv
 TFQI_FIGURE = FIGURES / "tfqi.png"
 TFQI_TABLE = REPORTS / "table_tfqi.md"
@@ -231,11 +231,6 @@ def tfqi_feature_json(qp: int) -> Path:
     return TFQI_METRICS / "feature" / f"QP{qp}.json"
 
 
-def tfqi_details(stage: str) -> Path:
-    """Undeclared details of one tfqi stage run (``embed``, ``texture/QP22``, ``feature/QP4`` ...)."""
-    return TFQI_DETAILS / f"{stage}.json"
-
-
 # --- Bian et al. 2019: CompNet -> PNG -> RecNet -> sphere20 (cdfv/bian) ----------------------------
 BIAN_TRAIN = INTERIM / "bian" / "train"
 BIAN_TRAIN_INDEX = BIAN_TRAIN / "index.parquet"
@@ -249,8 +244,8 @@ BIAN_ROC_PLOTS = PLOTS / "bian" / "roc"
 BIAN_RATE_METRIC_PLOTS = PLOTS / "bian" / "rate_metric"
 BIAN_TABLE = REPORTS / "table_bian.md"
 BIAN_FIGURE = FIGURES / "fig4_bian.png"
-BIAN_REPORT_METRICS = BIAN_METRICS / "report.json"
-BIAN_TRAIN_METRICS = BIAN_METRICS / "train_faces.json"
+BIAN_REPORT_JSON = REPORTS / "bian" / "report.json"  # Table 1 rows and BD-accuracy (report_bian)
+BIAN_TRAIN_DETAILS = DETAILS / "bian" / "train_faces.json"  # source, counts of bian_faces
 
 
 def bian_model_dir(step: str, channels: int | None = None) -> Path:

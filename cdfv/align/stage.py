@@ -45,8 +45,12 @@ from cdfv.io import (
     write_json_atomic,
     write_parquet_atomic,
 )
+from cdfv.results import MetricKind, write_results
 
 log = logging.getLogger(__name__)
+
+#: declared metrics of ``align_lfw_mtcnn@<reference>`` (counts and timing in the details)
+ALIGN_MTCNN_KIND = MetricKind("align_lfw_mtcnn", ("aligned_share", "landmark_rms_px"))
 
 
 def align_records(
@@ -265,6 +269,10 @@ def run_align_lfw_mtcnn(
     aligned = sum(r["path"] is not None for r in rows)
     ok_res = [v for v in residuals if v is not None]
     metrics = {
+        "aligned_share": aligned / len(rows) if rows else None,
+        "landmark_rms_px": float(sum(ok_res) / len(ok_res)) if ok_res else None,
+    }
+    details = {
         "reference": ref_name,
         "width": ref.width,
         "height": ref.height,
@@ -272,9 +280,8 @@ def run_align_lfw_mtcnn(
         "aligned": aligned,
         "no_face_fallback": sum(r["status"] == "no_face" for r in rows),
         "unreadable": sum(r["status"] == "unreadable" for r in rows),
-        "landmark_rms_px": round(float(sum(ok_res) / len(ok_res)), 3) if ok_res else None,
         "ms_per_image": round(1000 * seconds / aligned, 3) if aligned else None,
     }
-    write_json_atomic(root / paths.align_mtcnn_json(ref_name), metrics)
-    log.info("align_lfw_mtcnn %s: %s", ref_name, metrics)
-    return metrics
+    result = write_results(root, paths.align_mtcnn_json(ref_name), ALIGN_MTCNN_KIND, metrics, details)
+    log.info("align_lfw_mtcnn %s: %s", ref_name, result)
+    return result

@@ -21,9 +21,12 @@ from cdfv.io import (
     read_parquet,
     read_rgb,
     write_bytes_atomic,
-    write_json_atomic,
     write_parquet_atomic,
 )
+from cdfv.results import MetricKind, write_results
+
+#: declared metrics of ``eval_lfw_bian_*`` (Table 1: size of the coded LFW set and accuracy; timings in the details)
+BIAN_EVAL_KIND = MetricKind("bian_eval", ("accuracy", "tar_far_1e-3", "tar_far_1e-2", "eer", "auc", "size_mb", "bpp"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +117,5 @@ def run_bian_eval(params: Params, point: str, root: Path = Path(".")) -> dict[st
         {"pair_id": pairs.column("pair_id"), "fold": pairs.column("fold"), "same": labels, "score": scores}
     )
     write_parquet_atomic(d / "scores.parquet", table)
-    write_json_atomic(d / "info.json", info)  # settings and timings: undeclared, beside the scores
     write_bytes_atomic(root / paths.BIAN_ROC_PLOTS / f"{point}.csv", roc_csv(labels, scores).encode())
-    write_json_atomic(root / paths.bian_eval_json(point), result)
-    return {**result, **info}
+    return write_results(root, paths.bian_eval_json(point), BIAN_EVAL_KIND, result, info)

@@ -127,5 +127,5 @@ def run_bian_faces(params: Params, root: Path = Path(".")) -> dict[str, Any]:
         "reference": params.bian.reference,
         **({"mtcnn": counts} if counts else {"template": params.bian.identities.vggface2_template}),
     }
-    write_json_atomic(root / paths.BIAN_TRAIN_METRICS, metrics)
+    write_json_atomic(root / paths.BIAN_TRAIN_DETAILS, metrics)
     return metrics

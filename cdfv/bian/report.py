@@ -216,7 +216,7 @@ def write_bian_report(params: Params, root: Path, points: list[str]) -> dict[str
         "table1": table,
         "bd_accuracy_pp": {r["anchor"]: r["bd_accuracy_pp"] for r in bd},
     }
-    write_json_atomic(root / paths.BIAN_REPORT_METRICS, metrics)
+    write_json_atomic(root / paths.BIAN_REPORT_JSON, metrics)
     return {"table": root / paths.BIAN_TABLE, "figure": root / paths.BIAN_FIGURE, **metrics}
 
 

@@ -44,9 +44,24 @@ from cdfv.io import (
     write_json_atomic,
     write_parquet_atomic,
 )
+from cdfv.results import MetricKind, write_results
 from cdfv.tfqi import allocate as A
 from cdfv.tfqi.bitstream import decode_levels, encode_levels
 from cdfv.tfqi.quantise import dequantise, q_step, quantise
+
+#: the verification numbers every tfqi result declares (10-fold accuracy, D2 = 1 - accuracy, AUC, EER)
+VERIFY_KEYS = ("accuracy", "error_rate", "auc", "eer")
+EMBED_KIND = MetricKind("tfqi_embed", VERIFY_KEYS)
+TEXTURE_KIND = MetricKind("tfqi_texture", ("bpp", "mse", "psnr", *VERIFY_KEYS))
+FEATURE_KIND = MetricKind("tfqi_feature", ("bpp", "bits_per_component", *VERIFY_KEYS))
+#: eq. 9 fitted: D_t = a1 e^(b1 R_t), D_f = a2 e^(b2 R_f) + c2 e^(d2 R_f) (absent when a fit failed)
+FIT_KIND = MetricKind(
+    "tfqi_fit",
+    ("texture_fit_ok", "feature_fit_ok", "texture_a1", "texture_b1", "texture_r2")
+    + ("feature_a2", "feature_b2", "feature_c2", "feature_d2", "feature_r2"),
+)
+#: the model-based allocation vs the brute-force grid over every (w1, budget)
+ALLOCATE_KIND = MetricKind("tfqi_allocate", ("mean_tfqi_lost", "max_tfqi_lost", "grid_optimum_share"))
 
 
 class TfqiError(CdfvError, RuntimeError):
@@ -73,7 +88,7 @@ def verify(pairs: pa.Table, features: dict[str, np.ndarray]) -> dict[str, float]
 
 
 def _verification_block(m: dict[str, float]) -> dict[str, float]:
-    """The declared verification numbers: 10-fold accuracy, D2 = 1 - accuracy, AUC, EER."""
+    """The declared verification numbers (:data:`VERIFY_KEYS`)."""
     return {"accuracy": m["accuracy"], "error_rate": 1.0 - m["accuracy"], "auc": m["auc"], "eer": m["eer"]}
 
 
@@ -164,7 +179,7 @@ def run_tfqi_faces(params: Params, root: Path = Path(".")) -> dict[str, Any]:
         "size": fp.size,
         "seconds": time.perf_counter() - t0,
     }
-    write_json_atomic(root / paths.tfqi_details("faces"), summary)
+    write_json_atomic(root / paths.TFQI_FACES_DETAILS, summary)
     return summary
 
 
@@ -195,7 +210,6 @@ def run_tfqi_embed(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     write_parquet_atomic(root / paths.TFQI_EMBEDDINGS, _features_table(ids, matrix), schemas.TFQI_EMBEDDINGS)
     m = verify(pairs, dict(zip(ids, matrix)))
     metrics = _verification_block(m)
-    write_json_atomic(root / paths.TFQI_EMBED_JSON, metrics)
     details = {
         "extractor": extractor.name,
         "dim": int(matrix.shape[1]),
@@ -205,8 +219,7 @@ def run_tfqi_embed(params: Params, root: Path = Path(".")) -> dict[str, Any]:
         "accuracy_std": m["accuracy_std"],
         "seconds": time.perf_counter() - t0,
     }
-    write_json_atomic(root / paths.tfqi_details("embed"), details)
-    return {**metrics, **details}
+    return write_results(root, paths.TFQI_EMBED_JSON, EMBED_KIND, metrics, details)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -280,7 +293,6 @@ def run_tfqi_texture(params: Params, qp: int, root: Path = Path(".")) -> dict[st
         "psnr": float(np.mean([r["psnr"] for r in rows if math.isfinite(r["psnr"])] or [math.inf])),
         **_verification_block(m),
     }
-    write_json_atomic(root / paths.tfqi_texture_json(qp), metrics)
     details = {
         "codec": codec.name,
         "hevc": params.encode.hevc.model_dump(),
@@ -289,8 +301,7 @@ def run_tfqi_texture(params: Params, qp: int, root: Path = Path(".")) -> dict[st
         "bytes_total": int(sum(r["bytes"] for r in rows)),
         "seconds": time.perf_counter() - t0,
     }
-    write_json_atomic(root / paths.tfqi_details(f"texture/QP{qp}"), details)
-    return {**metrics, **details}
+    return write_results(root, paths.tfqi_texture_json(qp), TEXTURE_KIND, metrics, details)
 
 
 def _check_qp(qp: int, grid: Sequence[int], key: str, stage: str) -> None:
@@ -359,7 +370,6 @@ def run_tfqi_feature(params: Params, qp: int, root: Path = Path(".")) -> dict[st
         "bits_per_component": mean_bytes * 8.0 / dim,
         **_verification_block(m),
     }
-    write_json_atomic(root / paths.tfqi_feature_json(qp), metrics)
     details = {
         "q_step": q_step(qp),
         "dim": dim,
@@ -369,8 +379,7 @@ def run_tfqi_feature(params: Params, qp: int, root: Path = Path(".")) -> dict[st
         "max_dequantisation_error": float(np.abs(decoded - matrix).max()) if matrix.size else 0.0,
         "seconds": time.perf_counter() - t0,
     }
-    write_json_atomic(root / paths.tfqi_details(f"feature/QP{qp}"), details)
-    return {**metrics, **details}
+    return write_results(root, paths.tfqi_feature_json(qp), FEATURE_KIND, metrics, details)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -401,12 +410,14 @@ def run_tfqi_fit(params: Params, root: Path = Path(".")) -> dict[str, Any]:
         "feature": _fit_record(ff, fea, "error_rate", PAPER_FEATURE_FIT),
     }
     write_json_atomic(root / paths.TFQI_FIT_RECORD, record)
-    metrics: dict[str, Any] = {"texture_fit_ok": int(ft.ok), "feature_fit_ok": int(ff.ok)}
+    metrics: dict[str, Any] = dict.fromkeys(FIT_KIND.keys)
+    metrics.update(texture_fit_ok=int(ft.ok), feature_fit_ok=int(ff.ok))
     for prefix, fit in (("texture", ft), ("feature", ff)):
         if fit.ok:
             metrics.update({f"{prefix}_{k}": v for k, v in fit.params.items()})
             metrics[f"{prefix}_r2"] = fit.r2
-    write_json_atomic(root / paths.TFQI_FIT_JSON, metrics)
+    details = {k: {"status": v["status"], "points": len(v["points"])} for k, v in record.items()}
+    write_results(root, paths.TFQI_FIT_JSON, FIT_KIND, metrics, details)
     return record
 
 
@@ -561,11 +572,13 @@ def run_tfqi_allocate(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     from cdfv.io import write_bytes_atomic
 
     write_bytes_atomic(root / paths.TFQI_ALLOCATION, buf.getvalue().encode())
+    lost = [r["tfqi_lost"] for r in rows if "tfqi_lost" in r]
     metrics = {
-        key: {k: s[k] for k in ("max_tfqi_lost", "mean_tfqi_lost", "model_low_rate_gain") if s.get(k) is not None}
-        for key, s in summaries.items()
+        "mean_tfqi_lost": float(np.mean(lost)) if lost else None,
+        "max_tfqi_lost": float(np.max(lost)) if lost else None,
+        "grid_optimum_share": sum(x <= 1e-12 for x in lost) / len(lost) if lost else None,
     }
-    write_json_atomic(root / paths.TFQI_ALLOCATE_JSON, metrics)
+    write_results(root, paths.TFQI_ALLOCATE_JSON, ALLOCATE_KIND, metrics, {"per_w1": summaries})
     return {"rows": rows, "summary": summaries}
 
 

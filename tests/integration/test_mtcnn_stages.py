@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cdfv.io import read_rgb
+from cdfv.results import read_results
 from tests.conftest import run_dvc
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ def test_dvc_repro_mtcnn_faces_on_lfw_mini(dvc_workspace) -> None:  # type: igno
     det = pq.read_table(ws / "data/interim/lfw/mtcnn/detections.parquet").to_pandas()
     assert len(det) == 25 and (det.status == "ok").all() and (det.backend == "mtcnn").all()
     assert not (ws / "data/interim/lfw/detections.parquet").exists()  # pipelines A-C's detections untouched
-    m = json.loads((ws / "reports/metrics/detect_lfw_mtcnn.json").read_text())
+    m = read_results(ws, Path("reports/metrics/detect_lfw_mtcnn.json"))
     assert m["ok"] == 25 and m["backend"] == "mtcnn" and m["forward_passes_per_image"] == 1.0
 
     faces = pq.read_table(ws / "data/interim/lfw/mtcnn/sphereface_96x112/faces.parquet").to_pandas()
@@ -34,5 +34,10 @@ def test_dvc_repro_mtcnn_faces_on_lfw_mini(dvc_workspace) -> None:  # type: igno
         assert img.shape == (112, 96, 3)
         eyes = np.array([[r.right_eye_x, r.right_eye_y], [r.left_eye_x, r.left_eye_y]])
         assert np.abs(eyes - ref).max() < 3.5, r.image_id
-    a = json.loads((ws / "reports/metrics/align_lfw_mtcnn/sphereface_96x112.json").read_text())
-    assert a["aligned"] == 25 and (a["width"], a["height"]) == (96, 112) and a["landmark_rms_px"] < 6.5
+    a = read_results(ws, Path("reports/metrics/align_lfw_mtcnn/sphereface_96x112.json"))
+    assert (
+        a["aligned"] == 25
+        and a["aligned_share"] == 1.0
+        and (a["width"], a["height"]) == (96, 112)
+        and a["landmark_rms_px"] < 6.5
+    )

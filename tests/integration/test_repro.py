@@ -23,6 +23,14 @@ TRAINING_BRANCH = (
     "train_",
     "eval_lfw_resnet50",
     "eval_lfw_cresnet39",
+    # Bian et al.: its networks train on VGGFace2 when CASIA is absent; coding the original faces does not
+    "bian_faces",
+    "bian_pretrain",
+    "bian_sphere20",
+    "bian_joint",
+    "bian_code_compnet",
+    "eval_lfw_bian_",
+    "report_bian",
 )
 
 

@@ -16,11 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from cdfv import paths
+from cdfv.align.stage import ALIGN_MTCNN_KIND
+from cdfv.bian.evaluation import BIAN_EVAL_KIND
 from cdfv.complexity import COMPLEXITY_KEYS
 from cdfv.detect.stage import DETECT_KIND
 from cdfv.encode.stage import LATENT_KIND, RATE_KIND
 from cdfv.evaluate.stage import EVAL_KIND
 from cdfv.rd.stage import RD_KIND
+from cdfv.tfqi import stage as tfqi
 from cdfv.results import MAX_KEYS, read_results
 from tests.conftest import BIN, REPO, run_dvc
 from tests.unit.test_results import is_result_key
@@ -37,6 +40,14 @@ KINDS = {
     "reports/metrics/complexity/": COMPLEXITY_KEYS,
     "reports/metrics/eval/": EVAL_KIND.keys,
     "reports/train/": ("phase1.loss", "phase1.accuracy", "phase2.loss", "phase2.accuracy", "phase2.val_loss", "step"),
+    "reports/metrics/detect_lfw_mtcnn.json": DETECT_KIND.keys,
+    "reports/metrics/align_lfw_mtcnn/": ALIGN_MTCNN_KIND.keys,
+    "reports/metrics/tfqi/embed.json": tfqi.EMBED_KIND.keys,
+    "reports/metrics/tfqi/texture/": tfqi.TEXTURE_KIND.keys,
+    "reports/metrics/tfqi/feature/": tfqi.FEATURE_KIND.keys,
+    "reports/metrics/tfqi/fit.json": tfqi.FIT_KIND.keys,
+    "reports/metrics/tfqi/allocate.json": tfqi.ALLOCATE_KIND.keys,
+    "reports/metrics/bian/eval/": BIAN_EVAL_KIND.keys,
 }
 #: the smoke profile's codec series (profiles/smoke.yaml codecs:)
 SMOKE_SERIES = {"JPEG", "JPEG2000_mse", "JPEG2000_visual", "HEVC", "HEVC_444", "Balle2018_mse"}
@@ -225,7 +236,7 @@ def test_related_systems_outputs(smoke: Path) -> None:
     for name in ("joint_model", "joint_grid", "texture_only", "feature_only"):
         assert (ws / f"reports/plots/tfqi/{name}.csv").is_file()
     # Bian et al. 2019: MTCNN faces, the three training steps, every coded point, Table 1 and the curves
-    assert json.loads((ws / "reports/metrics/detect_lfw_mtcnn.json").read_text())["ok"] == 25
+    assert read_results(ws, Path("reports/metrics/detect_lfw_mtcnn.json"))["ok"] == 25
     bian = {p.stem: json.loads(p.read_text()) for p in (ws / "reports/metrics/bian/eval").glob("*.json")}
     assert {"Original", "CompNet_C3_joint", "CompNet_C3_pretrain", "JPEG_Q1", "JPEG2000_mse_R88"} <= set(bian)
     for name, m in bian.items():
