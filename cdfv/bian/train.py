@@ -39,7 +39,7 @@ from cdfv.io import atomic_path
 from cdfv.train import fingerprint as fp
 from cdfv.train.checkpoint import Checkpoints
 from cdfv.train.data import EpochBatches
-from cdfv.train.loop import KILL_ENV, NonFiniteLossError, TrainError, _kill_after, _seed
+from cdfv.train.loop import KILL_ENV, NonFiniteLossError, TrainError, _kill_after, _seed, log_epoch
 
 STEPS = ("pretrain", "sphere20", "joint")
 FORMAT = "cdfv-bian/1"
@@ -243,10 +243,7 @@ class BianTrainer:
             report=None,
         )
         for h in history:
-            for k, v in h.items():
-                if k not in ("epoch", "step"):
-                    live.log_metric(k, v)
-            live.next_step()
+            log_epoch(live, {k: v for k, v in h.items() if k not in ("epoch", "step")})
         return live
 
     def fingerprint(self) -> fp.Fingerprint:
@@ -378,9 +375,7 @@ class BianTrainer:
             if not all(math.isfinite(v) for v in metrics.values()):
                 raise NonFiniteLossError(f"{self.name}: non-finite epoch metrics {metrics} (epoch {st.epoch + 1})")
             st.history.append({"epoch": st.epoch + 1, "step": st.step, **metrics})
-            for k, v in metrics.items():
-                live.log_metric(k, v)
-            live.next_step()
+            log_epoch(live, metrics)
             print(
                 f"[{self.name}] epoch {st.epoch + 1}/{hp.epochs}: "
                 + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),

@@ -260,11 +260,12 @@ def fingerprint(spec: RunSpec, cfg: TrainParams, root: Path, say: bool = True) -
 CURVES_ONLY = ("images_per_s", "lr")
 
 
-def log_epoch(live: Any, phase: int, metrics: dict[str, float]) -> None:
-    """One DVCLive step: every value as a curve; the summary keeps the results (loss, accuracy, val_loss)."""
+def log_epoch(live: Any, metrics: dict[str, float], group: str | None = None) -> None:
+    """One DVCLive step: every value as a curve (under ``group/`` when given); the summary keeps the
+    results (loss, accuracy, PSNR, val_loss), not :data:`CURVES_ONLY`."""
     for k, v in metrics.items():
-        live.log_metric(f"phase{phase}/{k}", v)
-    block = live.summary.get(f"phase{phase}", {})
+        live.log_metric(f"{group}/{k}" if group else k, v)
+    block = live.summary.get(group, {}) if group else live.summary
     for k in CURVES_ONLY:
         block.pop(k, None)
     live.next_step()
@@ -307,7 +308,7 @@ class Trainer:
 
         live = Live(str(self.root / self.spec.report_dir), resume=False, save_dvc_exp=False, dvcyaml=None, report=None)
         for h in history:
-            log_epoch(live, int(h["phase"]), {k: v for k, v in h.items() if k not in ("phase", "epoch", "step")})
+            log_epoch(live, {k: v for k, v in h.items() if k not in ("phase", "epoch", "step")}, f"phase{h['phase']}")
         return live
 
     def _fingerprint(self) -> fp.Fingerprint:
@@ -640,7 +641,7 @@ class Trainer:
                 )
             st.history.append({"phase": phase, "epoch": st.epoch + 1, "step": st.step, **metrics})
             if live is not None:
-                log_epoch(live, phase, metrics)
+                log_epoch(live, metrics, f"phase{phase}")
             st.logged += 1
             print(
                 f"[{self.spec.name}] phase {phase} epoch {st.epoch + 1}/{epochs}: "

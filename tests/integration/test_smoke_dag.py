@@ -23,14 +23,15 @@ from cdfv.detect.stage import DETECT_KIND
 from cdfv.encode.stage import LATENT_KIND, RATE_KIND
 from cdfv.evaluate.stage import EVAL_KIND
 from cdfv.rd.stage import RD_KIND
-from cdfv.tfqi import stage as tfqi
 from cdfv.results import MAX_KEYS, read_results
+from cdfv.tfqi import stage as tfqi
 from tests.conftest import BIN, REPO, run_dvc
 from tests.unit.test_results import is_result_key
 
 pytestmark = pytest.mark.slow
 
-#: the declared key set of every kind of metrics file (by path prefix)
+TRAIN_KEYS = ("phase1.loss", "phase1.accuracy", "phase2.loss", "phase2.accuracy", "phase2.val_loss", "step")
+#: the declared key set of every kind of metrics file (by path prefix, first match)
 KINDS = {
     "reports/metrics/detect_lfw.json": DETECT_KIND.keys,
     "reports/metrics/rate/": RATE_KIND.keys,
@@ -39,7 +40,10 @@ KINDS = {
     "reports/metrics/rd/": RD_KIND.keys,
     "reports/metrics/complexity/": COMPLEXITY_KEYS,
     "reports/metrics/eval/": EVAL_KIND.keys,
-    "reports/train/": ("phase1.loss", "phase1.accuracy", "phase2.loss", "phase2.accuracy", "phase2.val_loss", "step"),
+    "reports/train/resnet50/": TRAIN_KEYS,
+    "reports/train/cresnet39/": TRAIN_KEYS,
+    "reports/train/bian/pretrain/": ("loss", "psnr", "step"),
+    "reports/train/bian/": ("loss", "accuracy", "step"),  # sphere20 and the joint CompNet -> sphere20
     "reports/metrics/detect_lfw_mtcnn.json": DETECT_KIND.keys,
     "reports/metrics/align_lfw_mtcnn/": ALIGN_MTCNN_KIND.keys,
     "reports/metrics/tfqi/embed.json": tfqi.EMBED_KIND.keys,
@@ -197,7 +201,9 @@ def test_experiment_diff_shows_only_the_results_that_moved(smoke: Path) -> None:
     assert rows, "the experiment moved no metric"
     for f, k in rows:
         assert is_result_key(k) and k in _kind(f), (f, k)  # no timing, count or settings row
-        assert f.startswith(("reports/metrics/rate/JPEG_", "reports/metrics/eval/", "reports/metrics/rd/")), f
+        assert f.startswith(
+            ("reports/metrics/rate/JPEG_", "reports/metrics/eval/", "reports/metrics/rd/", "reports/metrics/bian/eval/")
+        ), f
         assert "JPEG" in f or f.startswith("reports/metrics/rd/"), f  # only what the JPEG branch feeds
     # the rate files: bpp dropped, PSNR / MS-SSIM identical (lossless entropy coding change) so not listed
     for codec in ("JPEG_Q1", "JPEG_Q25"):
