@@ -10,7 +10,7 @@ Two MAC conventions are reported (thesis §6.4.2, Table 7):
   transposed convolutions, so both conventions agree there (3.90 / 2.37 / 2.38).
 
 kMAC/px divides by 224^2 for every model (paper). A timed batch is 64 *pairs* (128 images), two
-timings per model (thesis-spec §8):
+timings per model (thesis §6.4, Table 7):
 
 * **network only** (``ms_per_batch`` / ``ms_per_pair``): inputs already on the device; A = 2 ResNet50
   passes on faces, B = ``g_s`` of the probe latent + border crop + 2 ResNet50 passes, C = latent

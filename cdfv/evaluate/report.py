@@ -242,8 +242,8 @@ def table7_markdown(
 
     Conventions are labelled per column: GMAC "true" = ptflops counting a ConvTranspose2d at its
     input positions, "paper conv." = at its output positions (the paper's figures); kMAC/px = that
-    GMAC / 224² (thesis-spec §6). Timings: "net" = networks only, inputs on the device; "e2e" = the
-    path the paper timed (spec §8: read/decode, crop/align/resize or range decoding, networks, both
+    GMAC / 224² (thesis §6.4, Table 7). Timings: "net" = networks only, inputs on the device; "e2e" = the
+    path the paper timed (thesis §6.4: read/decode, crop/align/resize or range decoding, networks, both
     images of a pair); the paper's ms columns are end-to-end.
 
     ``not_run``: configured solutions without metrics -> why (their TAR cell says "not run", and a
@@ -259,7 +259,7 @@ def table7_markdown(
         "ms: 'net' = networks only (inputs on the device), 'e2e' = end-to-end per pair as the paper timed "
         "(A: read + decode + crop/align/resize of both images + 2 ResNet50; B: range decoding + g_s of the probe, "
         "reference as A, 2 ResNet50; C: range decoding of ŷ for both + 2 cResNet39). The paper's ms are end-to-end: "
-        "A and B include crop/align/resize of both images (and g_s decoding for B), C the latent crop (spec §8); "
+        "A and B include crop/align/resize of both images (and g_s decoding for B), C the latent crop (thesis §6.4); "
         "its C excludes range decoding, which ours includes. "
         "Rate = mean bpp over probe images. '–' = not evaluated / measured in this run."
     )

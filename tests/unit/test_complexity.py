@@ -91,7 +91,7 @@ def test_no_usable_pair_names_the_stage(lfw: Path) -> None:
 @torch.no_grad()
 def test_e2e_paths_embed_what_they_should(lfw: Path) -> None:
     """Known answers: an aligned 224 face that needs no alignment is the PNG itself; C's latents are
-    round(g_a(x)) of the padded face (the zero-mean hyperprior's ŷ, thesis-spec §5)."""
+    round(g_a(x)) of the padded face (the zero-mean hyperprior's ŷ, thesis §6.2)."""
     from cdfv.codecs.learned import LearnedCodec
     from cdfv.config import LearnedSettings
     from cdfv.io import read_rgb
