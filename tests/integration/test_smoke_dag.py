@@ -28,7 +28,8 @@ from cdfv.tfqi import stage as tfqi
 from tests.conftest import BIN, REPO, run_dvc
 from tests.unit.test_results import is_result_key
 
-pytestmark = pytest.mark.slow
+# `make smoke` (the module fixture) runs the whole DAG on 2 CPU cores: ~10 min, beyond the default 600 s
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 TRAIN_KEYS = ("phase1.loss", "phase1.accuracy", "phase2.loss", "phase2.accuracy", "phase2.val_loss", "step")
 #: the declared key set of every kind of metrics file (by path prefix, first match)
