@@ -219,6 +219,14 @@ def _maybe_torchrun(argv: list[str], params: Path) -> None:
         os.execv(cmd[0], cmd)
 
 
+def _say_main(line: str) -> None:
+    """Echo ``line`` from the main process only (every DDP rank runs the command)."""
+    from cdfv.train.distributed import DistEnv
+
+    if DistEnv.from_env().is_main:
+        typer.echo(line)
+
+
 @app.command("train-resnet50")
 @friendly
 def train_resnet50(params: ParamsOpt = Path("params.yaml")) -> None:
@@ -227,7 +235,7 @@ def train_resnet50(params: ParamsOpt = Path("params.yaml")) -> None:
 
     _maybe_torchrun(["train-resnet50"], params)
     model = run_train_resnet50(load_params(params))
-    typer.echo(f"train_resnet50: {getattr(model, 'meta', {}).get('steps', '?')} steps -> models/resnet50/model.pt")
+    _say_main(f"train_resnet50: {getattr(model, 'meta', {}).get('steps', '?')} steps -> models/resnet50/model.pt")
 
 
 @app.command("train-cresnet39")
@@ -248,7 +256,7 @@ def train_cresnet39(
 
     _maybe_torchrun(["train-cresnet39", codec, *(["--latents", latents] if latents else [])], params)
     run_train_cresnet39(load_params(params), codec, latents=latents)
-    typer.echo(f"train_cresnet39 {codec}: -> models/cresnet39/{codec}/model.pt")
+    _say_main(f"train_cresnet39 {codec}: -> models/cresnet39/{codec}/model.pt")
 
 
 @app.command("complexity")

@@ -38,15 +38,16 @@ class Resume:
         return self.data["state"]
 
 
-def _say(msg: str) -> None:
-    print(f"[checkpoint] {msg}", file=sys.stderr, flush=True)
-
-
 class Checkpoints:
     """The checkpoint folder of one training run."""
 
     def __init__(self, folder: str | Path, fingerprint: Fingerprint, keep: int = 3, writer: bool = True) -> None:
         self.folder, self.fingerprint, self.keep, self.writer = Path(folder), fingerprint, keep, writer
+
+    def _say(self, msg: str) -> None:
+        """Report from the writing (main) process only: every DDP rank reads the same checkpoints."""
+        if self.writer:
+            print(f"[checkpoint] {msg}", file=sys.stderr, flush=True)
 
     @property
     def phase1_path(self) -> Path:
@@ -87,7 +88,7 @@ class Checkpoints:
                     raise ValueError(f"not a {FORMAT} checkpoint")
             except Exception as err:  # noqa: BLE001 - truncated zip, unpickling, bad content
                 nxt = files[i + 1].name if i + 1 < len(files) else "a fresh start"
-                _say(
+                self._say(
                     f"{path} is corrupt or unreadable ({type(err).__name__}: {err}); "
                     f"falling back to {nxt}. Moved aside as {path.name}.corrupt"
                 )
@@ -96,12 +97,12 @@ class Checkpoints:
                 continue
             if data.get("fingerprint") != self.fingerprint.digest:
                 changed = ", ".join(self.fingerprint.changed(data.get("fingerprint_parts")))
-                _say(f"{path} was written for different inputs (changed: {changed}); starting fresh")
+                self._say(f"{path} was written for different inputs (changed: {changed}); starting fresh")
                 return None
             if data["state"]["phase"] == 2 and not self.phase1_path.is_file():
-                _say(f"{path} is a phase-2 checkpoint but {self.phase1_path} is missing; starting fresh")
+                self._say(f"{path} is a phase-2 checkpoint but {self.phase1_path} is missing; starting fresh")
                 return None
-            _say(
+            self._say(
                 f"resuming from {path} (phase {data['state']['phase']}, epoch {data['state']['epoch']}, "
                 f"batch {data['state']['batch']}, step {data['state']['step']})"
             )

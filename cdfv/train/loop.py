@@ -643,12 +643,13 @@ class Trainer:
             if live is not None:
                 log_epoch(live, metrics, f"phase{phase}")
             st.logged += 1
-            print(
-                f"[{self.spec.name}] phase {phase} epoch {st.epoch + 1}/{epochs}: "
-                + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
-                file=sys.stderr,
-                flush=True,
-            )
+            if env.is_main:
+                print(
+                    f"[{self.spec.name}] phase {phase} epoch {st.epoch + 1}/{epochs}: "
+                    + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
+                    file=sys.stderr,
+                    flush=True,
+                )
             st.epoch += 1
             st.batch = 0
             st.meter = LoopState().meter
