@@ -129,6 +129,25 @@ def test_make_smoke_runs_the_whole_dag(smoke: Path) -> None:
     assert abs(anchor["gmac"] - 3.89) / 3.89 < 0.005 and anchor["ms_per_pair"] > 0  # MACs declared, ms in details
 
 
+def test_a_teammate_pulls_the_cached_stages_from_a_dvc_remote(smoke: Path, tmp_path: Path) -> None:
+    """Shared caches: `dvc push` to a directory remote, `dvc pull` in a fresh clone, the pulled stages are
+    up to date (nothing to recompute) while the ones not pulled are not."""
+    remote, clone = tmp_path / "remote", tmp_path / "clone"
+    target = "eval_lfw_dlib@JPEG_Q1"  # ingest -> detect -> align -> encode JPEG_Q1 -> dlib evaluation
+    run_dvc(smoke, "remote", "add", "--local", "-f", "team", str(remote))  # .dvc/config.local: not in git
+    run_dvc(smoke, "push", "--with-deps", "-r", "team", target)
+    subprocess.run(["git", "clone", "-q", str(smoke), str(clone)], check=True)
+    assert not (clone / "data").exists()  # cached outputs are not in git
+    run_dvc(clone, "remote", "add", "-d", "team", str(remote))
+    before = run_dvc(clone, "status", "--with-deps", target).stdout
+    assert "deleted:" in before and "data/interim/lfw/detections.parquet" in before, before
+    run_dvc(clone, "pull", "--with-deps", target)
+    after = run_dvc(clone, "status", "--with-deps", target).stdout
+    assert "Data and pipelines are up to date" in after, after
+    assert (clone / "data/processed/lfw/JPEG_Q1/index.parquet").is_file()
+    assert "train_resnet50" in run_dvc(clone, "status", "train_resnet50").stdout  # not pulled: still to do
+
+
 def test_metrics_show_is_one_short_row_per_result(smoke: Path) -> None:
     shown = json.loads(run_dvc(smoke, "metrics", "show", "--json").stdout)[""]  # "" = the workspace
     files = shown["data"]
