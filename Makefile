@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -c constraints.txt torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -c constraints.txt -e '.[dev,offline]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev,offline,distributed]'
 	$(BIN)/python -m pip install --no-deps facenet-pytorch==2.6.0
 	@touch $@
 
