@@ -146,6 +146,7 @@ def code_chunk(
     inputs = [pad_image(o, p) for o, p in zip(originals, pads, strict=True)]
     coded: list[Coded | None] = [None] * len(inputs)
     errors: list[str | None] = [None] * len(inputs)
+    jobs: list[tuple[int, int, bytes, np.ndarray, np.ndarray | None]] = []  # (index, rate bytes, blob, decoded, ŷ)
     for shape in sorted({x.shape for x in inputs}):
         sel = [i for i, x in enumerate(inputs) if x.shape == shape]
         enc = encode_robust(codec, [inputs[i] for i in sel], [ids[i] for i in sel], on_error, latents, workers)
@@ -156,18 +157,32 @@ def code_chunk(
             blob, dec = enc.blobs[k], dec_by.get(k)
             if blob is None or dec is None:
                 errors[i] = enc.errors[k] or "decode failed"
-                continue
-            window = crop_padding(dec, pads[i])
-            coded[i] = Coded(
-                blob=blob,
-                n_bytes=codec.rate_bytes(blob),
-                coded_pixels=shape[0] * shape[1],
-                decoded=window,
-                psnr=psnr(originals[i], window),
-                psnr_coded=psnr(inputs[i], dec),
-                ms_ssim=ms_ssim(originals[i], window) if min(window.shape[:2]) > MS_SSIM_MIN else math.nan,
-                latent=enc.latents[k] if enc.latents is not None else None,
-            )
+            else:
+                latent = enc.latents[k] if enc.latents is not None else None
+                jobs.append((i, codec.rate_bytes(blob), blob, dec, latent))
+
+    # PSNR and MS-SSIM on every core: OpenCV's filters and NumPy's kernels release the GIL
+    def measure(job: tuple[int, int, bytes, np.ndarray, np.ndarray | None]) -> Coded:
+        i, n_bytes, blob, dec, latent = job
+        window = crop_padding(dec, pads[i])
+        return Coded(
+            blob=blob,
+            n_bytes=n_bytes,
+            coded_pixels=inputs[i].shape[0] * inputs[i].shape[1],
+            decoded=window,
+            psnr=psnr(originals[i], window),
+            psnr_coded=psnr(inputs[i], dec),
+            ms_ssim=ms_ssim(originals[i], window) if min(window.shape[:2]) > MS_SSIM_MIN else math.nan,
+            latent=latent,
+        )
+
+    if workers > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
+            measured = list(pool.map(measure, jobs))
+    else:
+        measured = [measure(job) for job in jobs]
+    for job, c in zip(jobs, measured, strict=True):
+        coded[job[0]] = c
     return coded, errors
 
 

@@ -287,3 +287,28 @@ def test_pretrained_codec_needs_its_verified_weights_file(tmp_path: Path) -> Non
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(CodecError, match="not a usable CompressAI checkpoint"):
         get_codec("Balle2018_mse_Q6", weights=junk)
+
+
+def test_code_chunk_measures_on_every_core_as_one_does(shared_dir: Path) -> None:
+    """The stage's metrics computed on a thread pool equal, image by image, PSNR and MS-SSIM restated plainly
+    (NumPy MSE; pytorch-msssim, the reference implementation) on the decoded JPEG bytes."""
+    import torch
+    from pytorch_msssim import ms_ssim as reference_ms_ssim
+
+    from cdfv.encode.loop import code_chunk
+
+    files = sorted((shared_dir / "fixtures" / "lfw-mini" / "lfw").glob("*/*.jpg"))[:6]
+    originals = [read_rgb(f)[13:237, 13:237] for f in files]  # 224^2 faces
+    pads = [(16, 16, 16, 16)] * len(originals)
+    codec = get_codec("JPEG_Q25")
+    pooled, errors = code_chunk(codec, originals, pads, [f.stem for f in files], workers=4)
+    assert errors == [None] * len(files)
+    for original, c in zip(originals, pooled, strict=True):
+        assert c is not None
+        decoded = codec.decode(c.blob)[16:240, 16:240]  # the real bitstream, decoded again, border removed
+        np.testing.assert_array_equal(c.decoded, decoded)
+        mse = np.mean((original.astype(np.float64) - decoded.astype(np.float64)) ** 2)
+        assert c.psnr == pytest.approx(10 * np.log10(255.0**2 / mse), rel=1e-12)
+        as_tensor = [torch.from_numpy(a.astype(np.float64)).permute(2, 0, 1)[None] for a in (original, decoded)]
+        assert c.ms_ssim == pytest.approx(float(reference_ms_ssim(*as_tensor, data_range=255.0)), abs=1e-5)
+        assert c.n_bytes == len(c.blob) and c.coded_pixels == 256 * 256
