@@ -832,6 +832,13 @@ class BianParams(_Strict):
         return self
 
 
+class XiaoSplitParams(_Strict):
+    """Identity-disjoint LFW split of Xiao et al. 2023 (§4 Table 1; stage ``xiao_split``)."""
+
+    seed: int = 2023
+    test_fraction: float = Field(0.3, gt=0, lt=1, description="share of LFW images on the test side (≈4k of 13k)")
+
+
 # Public pretrained weights (fetched like LFW; identified by their sha256 so a new file reruns the
 # stages that list its key)
 # --------------------------------------------------------------------------------------------
@@ -928,6 +935,7 @@ class Params(_Strict):
     tfqi: TfqiParams = TfqiParams()
     bian: BianParams = BianParams()
     weights: WeightsParams | None = None
+    xiao_split: XiaoSplitParams = XiaoSplitParams()
 
     @model_validator(mode="after")
     def _tfqi_reference(self) -> Params:
