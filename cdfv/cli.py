@@ -468,6 +468,20 @@ def workspace(
     typer.echo(str(ws))
 
 
+# ---- Xiao et al. 2023 (docs/codec-training.md) ----------------------------------------------
+@app.command("xiao-split")
+@friendly
+def xiao_split(params: ParamsOpt = Path("params.yaml")) -> None:
+    """data/xiao/split.json: identity-disjoint LFW train/test identities."""
+    from cdfv.xiao.stage import run_xiao_split
+
+    m = run_xiao_split(load_params(params))
+    typer.echo(
+        f"xiao_split: train {m['train_images']} images / {m['train_identities']} identities, "
+        f"test {m['test_images']} / {m['test_identities']}"
+    )
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -832,6 +832,75 @@ class BianParams(_Strict):
         return self
 
 
+class XiaoSplitParams(_Strict):
+    """Identity-disjoint LFW split of Xiao et al. 2023 (§4 Table 1; stage ``xiao_split``)."""
+
+    seed: int = 2023
+    test_fraction: float = Field(0.3, gt=0, lt=1, description="share of LFW images on the test side (≈4k of 13k)")
+
+
+XIAO_CODEC_NAME = re.compile(r"Xiao_(L2|MSSSIM)_(REC|IP|IPR)_Q([1-8])")
+
+
+class CodecTrainingEntry(_Strict):
+    """One learned codec trained here (Xiao et al. 2023 §3; stage ``train_codec@<name>``)."""
+
+    architecture: Literal["bmshj2018-hyperprior"] = "bmshj2018-hyperprior"
+    quality: int = Field(ge=1, le=8, description="(N, M) as CompressAI's zoo: (128, 192) for 1-5, (192, 320) 6-8")
+    lmbda: float = Field(gt=0, description="λ multiplying L_rate (bits per pixel)")
+    distortion: Literal["mse", "ms-ssim"] = "mse"
+    variant: Literal["REC", "IP", "IPR"] = "REC"
+    lambda_id: float = Field(0.0, ge=0, description="λ_id multiplying L_id = 1 - cos(R(A(x)), R(A(x_hat)))")
+    recogniser: Literal["resnet50"] = Field("resnet50", description="frozen R: the phase-2 ResNet50 trained here")
+    data: list[Literal["lfw_train", "vggface2"]] = Field(
+        default_factory=lambda: ["lfw_train"], description="LFW train split (250² padded to 256), VGGFace2 faces"
+    )
+    init: str | None = Field(None, description="another codec_training entry to start from (IP/IPR from REC)")
+    steps: int = Field(ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    aux_lr: float = Field(1e-3, gt=0, description="Adam on the entropy bottleneck's quantile (aux) loss")
+    crop: int = Field(256, ge=64, description="random square crop side; a multiple of 64")
+    clip_max_norm: float = Field(1.0, ge=0, description="0 = no gradient clipping")
+    seed: int = 2023
+
+    @property
+    def channels(self) -> tuple[int, int]:
+        """(N, M) of CompressAI's ``bmshj2018_hyperprior`` at this quality."""
+        return (128, 192) if self.quality <= 5 else (192, 320)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CodecTrainingEntry:
+        if self.crop % 64:
+            raise ValueError(f"crop {self.crop}: the hyperprior needs sides divisible by 64")
+        if (self.variant == "REC") != (self.lambda_id == 0):
+            raise ValueError(f"variant {self.variant}: lambda_id must be {'0' if self.variant == 'REC' else '> 0'}")
+        return self
+
+
+def _validate_codec_training(v: dict[str, CodecTrainingEntry]) -> dict[str, CodecTrainingEntry]:
+    for name, e in v.items():
+        m = XIAO_CODEC_NAME.fullmatch(name)
+        if m is None:
+            raise ValueError(f"{name}: name a trained codec Xiao_<L2|MSSSIM>_<REC|IP|IPR>_Q<1-8>")
+        want = ({"L2": "mse", "MSSSIM": "ms-ssim"}[m[1]], m[2], int(m[3]))
+        if (e.distortion, e.variant, e.quality) != want:
+            raise ValueError(
+                f"{name}: the name says distortion/variant/quality {want}, the entry has "
+                f"{(e.distortion, e.variant, e.quality)}"
+            )
+        seen = [name]
+        while (init := v[seen[-1]].init) is not None:
+            if init not in v:
+                raise ValueError(f"{seen[-1]}.init: {init!r} is not a codec_training entry ({sorted(v)})")
+            if init in seen:
+                raise ValueError(f"{name}: init cycle {' -> '.join([*seen, init])}")
+            if v[init].quality != v[seen[-1]].quality:
+                raise ValueError(f"{seen[-1]}.init: {init} has another quality (architecture size)")
+            seen.append(init)
+    return v
+
+
 # Public pretrained weights (fetched like LFW; identified by their sha256 so a new file reruns the
 # stages that list its key)
 # --------------------------------------------------------------------------------------------
@@ -928,6 +997,10 @@ class Params(_Strict):
     tfqi: TfqiParams = TfqiParams()
     bian: BianParams = BianParams()
     weights: WeightsParams | None = None
+    xiao_split: XiaoSplitParams = XiaoSplitParams()
+    codec_training: Annotated[dict[str, CodecTrainingEntry], AfterValidator(_validate_codec_training)] = Field(
+        default_factory=dict, description="learned codecs trained here, keyed by codec name (train_codec@<name>)"
+    )
 
     @model_validator(mode="after")
     def _tfqi_reference(self) -> Params:

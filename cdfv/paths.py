@@ -282,6 +282,15 @@ def bian_eval_dir(point: str) -> Path:
     return BIAN_PROCESSED / "eval" / point
 
 
+# --- Xiao et al. 2023: identity-disjoint LFW split (xiao_split) -----------------------------------
+XIAO = DATA / "xiao"
+
+
+def xiao_split() -> Path:
+    """``data/xiao/split.json``: ``{"seed": int, "train": [identity, ...], "test": [identity, ...]}``."""
+    return XIAO / "split.json"
+
+
 # --- stage results: declared metrics and the details beside them (cdfv/results.py) ----------------
 # The numbers a researcher compares go to a declared metrics file under reports/metrics/ (`dvc metrics
 # show/diff`); timings, counts and settings echoes of the same result go to the file of the same name
