@@ -1,0 +1,64 @@
+"""Xiao et al.: the paper's numbers, the identity split reader, gallery FRR@FAR from eval embeddings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from cdfv import schemas
+from cdfv.io import read_parquet, write_parquet_atomic
+from cdfv.xiao import paper
+from cdfv.xiao.evaluate import SplitError, gallery_metrics, read_split
+
+
+def test_paper_constants() -> None:
+    pts = {p.method: (p.bpp, p.frr) for p in paper.FIG1_POINTS}
+    assert pts == {"HEVC": (0.76, 0.0125), "REC": (0.16, 0.0416), "IPR": (0.29, 0.0110), "IP": (0.22, 0.0145)}
+    assert paper.IPR_RATE_FRACTION_OF_HEVC == 0.38
+    assert paper.FAR_TARGETS == (1e-2, 1e-3) and paper.LFW_GALLERY_PER_IDENTITY == 1
+
+
+ANGLES = {"A/A_0001": 0, "A/A_0002": 10, "A/A_0003": 60, "B/B_0001": 90, "B/B_0002": 100, "C/C_0001": 180}
+
+
+def _embeddings(tmp_path: Path) -> pa.Table:
+    """An eval embeddings Parquet as eval_lfw_* writes it: decoded probes plus (ignored) original references."""
+    rows = [(i, "probe", [np.cos(np.radians(a)), np.sin(np.radians(a))]) for i, a in ANGLES.items()]
+    rows += [(i, "reference", [1.0, 0.0]) for i in ANGLES]  # would break every score if read
+    t = pa.table(
+        {
+            "image_id": [r[0] for r in rows],
+            "role": [r[1] for r in rows],
+            "embedding": [np.asarray(r[2], np.float32).tolist() for r in rows],
+        }
+    )
+    write_parquet_atomic(tmp_path / "embeddings.parquet", t, schemas.LFW_EMBEDDINGS)
+    return read_parquet(tmp_path / "embeddings.parquet", "embeddings", "eval")
+
+
+def test_gallery_metrics_all_and_test_subset(tmp_path: Path) -> None:
+    emb = _embeddings(tmp_path)
+    out = gallery_metrics(emb, n=1)
+    # queries A_0002 (gen cos10, imp cos80), A_0003 (cos60 vs cos30), B_0002 (cos10 vs cos80): at FAR <= 1 %
+    # the threshold sits above cos30, A_0003 is rejected
+    assert out["frr_far_1e-2"] == pytest.approx(1 / 3) and out["frr_far_1e-3"] == pytest.approx(1 / 3)
+    assert (out["subset"], out["n_queries"], out["n_query_identities"]) == ("all", 3, 2)
+    split = {"seed": 0, "train": ["B"], "test": ["A", "C"]}
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    out = gallery_metrics(emb, n=1, split=read_split(tmp_path / "split.json"))
+    assert (out["subset"], out["n_queries"], out["frr_far_1e-2"]) == ("test", 2, 0.0)
+
+
+def test_split_errors_name_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(SplitError, match="dvc repro xiao_split"):
+        read_split(tmp_path / "missing.json")
+    (tmp_path / "s.json").write_text(json.dumps({"seed": 0, "train": ["A"], "test": ["A", "B"]}))
+    with pytest.raises(SplitError, match="1 identities in both"):
+        read_split(tmp_path / "s.json")
+    (tmp_path / "s.json").write_text(json.dumps({"train": [], "test": []}))
+    with pytest.raises(SplitError, match="expected"):
+        read_split(tmp_path / "s.json")
