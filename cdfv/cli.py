@@ -460,6 +460,23 @@ def workspace(
     typer.echo(str(ws))
 
 
+@app.command("eval-gallery")
+@friendly
+def eval_gallery(
+    model: Annotated[str, typer.Argument(help="solution listed under xiao.models, e.g. ResNet50_HEVC_CRF23")],
+    test: Annotated[bool, typer.Option("--test", help="only the split's test identities (xiao.test_models)")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Xiao et al.'s gallery FRR@FAR of one solution from its eval_lfw_* embeddings."""
+    from cdfv.xiao.stage import run_eval_gallery
+
+    r = run_eval_gallery(load_params(params), model, test)
+    typer.echo(
+        f"eval_gallery {model} ({r['subset']} identities): FRR@FAR=1e-2 {r['frr_far_1e-2']:.4f}  "
+        f"FRR@FAR=1e-3 {r['frr_far_1e-3']:.4f}  ({r['n_queries']} queries of {r['n_query_identities']} identities)"
+    )
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

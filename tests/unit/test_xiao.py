@@ -62,3 +62,31 @@ def test_split_errors_name_the_fix(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text(json.dumps({"train": [], "test": []}))
     with pytest.raises(SplitError, match="expected"):
         read_split(tmp_path / "s.json")
+
+
+def test_eval_gallery_stage_reads_eval_outputs_and_says_which_subset(tmp_path: Path) -> None:
+    from cdfv import paths
+    from cdfv.config import parse_params
+    from cdfv.evaluate.stage import EVAL_KIND
+    from cdfv.results import read_results, write_results
+    from cdfv.xiao.stage import run_eval_gallery
+
+    model = "ResNet50_HEVC_CRF23"
+    params = parse_params({"xiao": {"models": [model], "test_models": [model]}})
+    with pytest.raises(FileNotFoundError, match="eval_lfw_resnet50@HEVC_CRF23"):
+        run_eval_gallery(params, model, root=tmp_path)
+    (tmp_path / paths.eval_dir(model)).mkdir(parents=True)
+    _embeddings(tmp_path / paths.eval_dir(model))
+    view2 = {"tar_far_1e-3": 0.5, "tar_far_1e-2": 0.6, "eer": 0.1, "auc": 0.9, "accuracy": 0.8, "bpp": 0.76}
+    write_results(tmp_path, paths.eval_json(model), EVAL_KIND, view2, {"model": model})
+    r = run_eval_gallery(params, model, root=tmp_path)
+    assert (r["subset"], r["frr_far_1e-2"], r["bpp"], r["eer"]) == ("all", pytest.approx(1 / 3), 0.76, 0.1)
+    with pytest.raises(SplitError, match="xiao_split"):
+        run_eval_gallery(params, model, test=True, root=tmp_path)
+    (tmp_path / paths.xiao_split()).parent.mkdir(parents=True)
+    (tmp_path / paths.xiao_split()).write_text(json.dumps({"seed": 1, "train": ["B"], "test": ["A", "C"]}))
+    run_eval_gallery(params, model, test=True, root=tmp_path)
+    t = read_results(tmp_path, paths.xiao_gallery_json(model, test=True))
+    assert (t["subset"], t["n_queries"], t["frr_far_1e-2"]) == ("test", 2, 0.0)
+    with pytest.raises(ValueError, match="xiao.models"):
+        run_eval_gallery(params, "Dlib_HEVC_CRF23", root=tmp_path)
