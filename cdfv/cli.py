@@ -477,6 +477,16 @@ def eval_gallery(
     )
 
 
+@app.command("report-xiao")
+@friendly
+def report_xiao(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Xiao et al.: rate-FRR figure beside the paper's Fig. 1 points, paper-vs-ours table, BD-rates."""
+    from cdfv.xiao.report import run_report_xiao
+
+    r = run_report_xiao(load_params(params))
+    typer.echo(f"report_xiao: {r['points']} points, {r['not_run']} not run -> reports/xiao.md")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

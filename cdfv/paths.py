@@ -311,3 +311,7 @@ def xiao_split() -> Path:
 def xiao_gallery_json(model: str, test: bool = False) -> Path:
     """Gallery FRR@FAR + View-2 numbers of one solution: ``reports/metrics/xiao/gallery[_test]/<model>.json``."""
     return XIAO_METRICS / ("gallery_test" if test else "gallery") / f"{model}.json"
+
+
+XIAO_REPORT = REPORTS / "xiao.md"  # report_xiao: paper vs ours, the IPR/HEVC rate measure, BD-rates
+XIAO_FIGURE = FIGURES / "xiao_fig1.png"

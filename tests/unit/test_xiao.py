@@ -90,3 +90,33 @@ def test_eval_gallery_stage_reads_eval_outputs_and_says_which_subset(tmp_path: P
     assert (t["subset"], t["n_queries"], t["frr_far_1e-2"]) == ("test", 2, 0.0)
     with pytest.raises(ValueError, match="xiao.models"):
         run_eval_gallery(params, "Dlib_HEVC_CRF23", root=tmp_path)
+
+
+def test_report_xiao_paper_beside_ours_measure_and_not_run(tmp_path: Path) -> None:
+    from cdfv import paths
+    from cdfv.config import parse_params
+    from cdfv.results import write_results
+    from cdfv.xiao.report import method_of, run_report_xiao
+    from cdfv.xiao.stage import GALLERY_KIND
+
+    crf = {19: (1.0, 0.010), 23: (0.8, 0.012), 27: (0.5, 0.020), 31: (0.3, 0.040), 35: (0.2, 0.080)}
+    models = [f"Dlib_HEVC_CRF{k}" for k in crf] + ["Dlib_JPEG_Q5"]
+    params = parse_params({"xiao": {"models": models}})
+    for k, (bpp, frr) in crf.items():
+        m = {"frr_far_1e-2": frr, "frr_far_1e-3": 2 * frr, "tar_far_1e-3": 0.9, "eer": 0.01, "bpp": bpp}
+        write_results(tmp_path, paths.xiao_gallery_json(f"Dlib_HEVC_CRF{k}"), GALLERY_KIND, m, {"subset": "all"})
+    assert method_of("HEVC_CRF23") == "HEVC" and method_of("Xiao_L2_IPR_Q3") == "IPR" and method_of("JPEG_Q5") is None
+    assert run_report_xiao(params, tmp_path) == {"points": 5, "not_run": 1}
+    md = (tmp_path / paths.XIAO_REPORT).read_text()
+    assert "| HEVC | 0.76 | 1.25 % | Dlib_HEVC_CRF23 (all) | 0.800 | 1.20 % |" in md
+    assert "| IPR | 0.29 | 1.10 % | not run |" in md and "paper: 38 % on LFW" in md
+    assert "| Dlib_HEVC_CRF |" in md and "anchor" in md and "Not run: Dlib_JPEG_Q5" in md
+    assert (tmp_path / paths.XIAO_FIGURE).stat().st_size > 1000
+
+
+def test_rate_at_frr_interpolates_log_rate() -> None:
+    from cdfv.xiao.report import rate_at_frr
+
+    curve = [{"frr_far_1e-2": 0.01, "bpp": 1.0}, {"frr_far_1e-2": 0.03, "bpp": 0.25}]
+    assert rate_at_frr(curve, 0.02) == pytest.approx(0.5)  # geometric mean half-way
+    assert rate_at_frr(curve, 0.05) is None
