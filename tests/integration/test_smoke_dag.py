@@ -22,6 +22,7 @@ from cdfv.encode.stage import LATENT_KIND, RATE_KIND
 from cdfv.evaluate.stage import EVAL_KIND
 from cdfv.rd.stage import RD_KIND
 from cdfv.results import MAX_KEYS, read_results
+from cdfv.xiao.stage import GALLERY_KIND
 from tests.conftest import BIN, REPO, run_dvc
 from tests.unit.test_results import is_result_key
 
@@ -36,6 +37,7 @@ KINDS = {
     "reports/metrics/rd/": RD_KIND.keys,
     "reports/metrics/complexity/": COMPLEXITY_KEYS,
     "reports/metrics/eval/": EVAL_KIND.keys,
+    "reports/metrics/xiao/": GALLERY_KIND.keys,
     "reports/train/": ("phase1.loss", "phase1.accuracy", "phase2.loss", "phase2.accuracy", "phase2.val_loss", "step"),
 }
 #: the smoke profile's codec series (profiles/smoke.yaml codecs:)
@@ -239,3 +241,11 @@ def test_related_systems_outputs(smoke: Path) -> None:
     assert "| 30.6 |" in table_bian and "| 89.48 |" in table_bian and "CompNet_C3_joint" in table_bian
     assert (ws / "reports/figures/fig4_bian.png").stat().st_size > 10_000
     assert (ws / "reports/plots/bian/rate_metric/Sphere20_CompNet_joint.csv").is_file()
+    # Xiao et al. 2023: gallery FRR@FAR on lfw-mini (one enrolled image per identity) and report_xiao
+    for m in ("Dlib_JPEG_Q1", "Dlib_JPEG_Q25"):
+        g = read_results(ws, paths.xiao_gallery_json(m))
+        assert g["subset"] == "all" and g["n_query_identities"] == 9 and 0.0 <= g["frr_far_1e-2"] <= 1.0, m
+        assert g["bpp"] == read_results(ws, paths.eval_json(m))["bpp"], m
+    xiao = (ws / paths.XIAO_REPORT).read_text()
+    assert "| HEVC | 0.76 | 1.25 % | not run |" in xiao and "| Dlib_JPEG |" in xiao
+    assert (ws / paths.XIAO_FIGURE).stat().st_size > 10_000
