@@ -2,9 +2,10 @@
 
 The flow never computes anything itself: it asks DVC to reproduce the evaluation stages
 (every ``eval_lfw_*`` stage, Bian et al.'s ``eval_lfw_bian_*`` included, Xiao et al.'s ``eval_gallery*``,
-+ ``report``, ``report_bian`` and ``report_xiao``, then the ``tfqi_*`` stages) in a DVC workspace, so caching and invalidation stay with
-DVC, then publishes the metrics table (``reports/metrics/eval/*.json`` with their details) as a Prefect
-markdown artifact. Deployment ``eval-lfw`` (``pipelines/prefect.yaml``) runs it on a process work pool.
++ ``report``, ``report_bian`` and ``report_xiao``, then the ``tfqi_*`` stages) in a DVC workspace, so
+caching and invalidation stay with DVC, then publishes the metrics table (``reports/metrics/eval/*.json``
+with their details) as a Prefect markdown artifact. Deployment ``eval-lfw`` (``pipelines/prefect.yaml``)
+runs it on a process work pool.
 
 * ``upstream=False`` (default): the upstream outputs the evaluation reads (faces, decoded
   images, latents, checkpoints) must already exist; a missing one fails the run naming the
