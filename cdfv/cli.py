@@ -473,13 +473,40 @@ def workspace(
 @friendly
 def xiao_split(params: ParamsOpt = Path("params.yaml")) -> None:
     """data/xiao/split.json: identity-disjoint LFW train/test identities."""
-    from cdfv.xiao.stage import run_xiao_split
+    from cdfv.xiao.split import run_xiao_split
 
     m = run_xiao_split(load_params(params))
     typer.echo(
         f"xiao_split: train {m['train_images']} images / {m['train_identities']} identities, "
         f"test {m['test_images']} / {m['test_identities']}"
     )
+
+
+@app.command("eval-gallery")
+@friendly
+def eval_gallery(
+    model: Annotated[str, typer.Argument(help="solution listed under xiao.models, e.g. ResNet50_HEVC_CRF23")],
+    test: Annotated[bool, typer.Option("--test", help="only the split's test identities (xiao.test_models)")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Xiao et al.'s gallery FRR@FAR of one solution from its eval_lfw_* embeddings."""
+    from cdfv.xiao.stage import run_eval_gallery
+
+    r = run_eval_gallery(load_params(params), model, test)
+    typer.echo(
+        f"eval_gallery {model} ({r['subset']} identities): FRR@FAR=1e-2 {r['frr_far_1e-2']:.4f}  "
+        f"FRR@FAR=1e-3 {r['frr_far_1e-3']:.4f}  ({r['n_queries']} queries of {r['n_query_identities']} identities)"
+    )
+
+
+@app.command("report-xiao")
+@friendly
+def report_xiao(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Xiao et al.: rate-FRR figure beside the paper's Fig. 1 points, paper-vs-ours table, BD-rates."""
+    from cdfv.xiao.report import run_report_xiao
+
+    r = run_report_xiao(load_params(params))
+    typer.echo(f"report_xiao: {r['points']} points, {r['not_run']} not run -> reports/xiao.md")
 
 
 def main() -> None:  # pragma: no cover - console entry

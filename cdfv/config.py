@@ -978,6 +978,32 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+class XiaoParams(_Strict):
+    """Xiao et al. (2023) gallery protocol (stages ``eval_gallery@<model>``): FRR at fixed FAR on LFW."""
+
+    gallery_per_identity: int = Field(1, ge=1, description="first n images (by name) of each identity enrol (LFW: 1)")
+    far_targets: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [0.01, 0.001], min_length=1, description="FRR read at these FARs (paper: 1 %)"
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="solutions <Recogniser>_<codec> whose eval_lfw_* embeddings are scored on all identities",
+    )
+    test_models: list[str] = Field(
+        default_factory=list,
+        description="solutions whose codec trained on LFW identities: only data/xiao/split.json's test identities",
+    )
+
+    @field_validator("models", "test_models")
+    @classmethod
+    def _solutions(cls, v: list[str]) -> list[str]:
+        from cdfv.evaluate.solutions import parse_solution
+
+        for m in v:
+            parse_solution(m)
+        return v
+
+
 class Params(_Strict):
     """Root of ``params.yaml``. Sections are optional so partial files validate for tests."""
 
@@ -996,6 +1022,7 @@ class Params(_Strict):
     eval: EvalParams = EvalParams()
     tfqi: TfqiParams = TfqiParams()
     bian: BianParams = BianParams()
+    xiao: XiaoParams = XiaoParams()
     weights: WeightsParams | None = None
     xiao_split: XiaoSplitParams = XiaoSplitParams()
     codec_training: Annotated[dict[str, CodecTrainingEntry], AfterValidator(_validate_codec_training)] = Field(

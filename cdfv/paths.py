@@ -302,3 +302,16 @@ PLOT_TEMPLATES = Path(".dvc") / "plots"
 def details_json(metrics_json: Path) -> Path:
     """``reports/metrics/<name>.json`` -> ``reports/details/<name>.json`` (the details of that result)."""
     return DETAILS / Path(metrics_json).relative_to(METRICS)
+
+
+# --- Xiao et al. (2023): identity split and gallery FRR@FAR (eval_gallery@<model>) ----------------
+XIAO_METRICS = METRICS / "xiao"
+
+
+def xiao_gallery_json(model: str, test: bool = False) -> Path:
+    """Gallery FRR@FAR + View-2 numbers of one solution: ``reports/metrics/xiao/gallery[_test]/<model>.json``."""
+    return XIAO_METRICS / ("gallery_test" if test else "gallery") / f"{model}.json"
+
+
+XIAO_REPORT = REPORTS / "xiao.md"  # report_xiao: paper vs ours, the IPR/HEVC rate measure, BD-rates
+XIAO_FIGURE = FIGURES / "xiao_fig1.png"

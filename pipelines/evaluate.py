@@ -1,10 +1,11 @@
 """Prefect flow ``eval-lfw``: the LFW evaluation, run through DVC, with a metrics artifact.
 
 The flow never computes anything itself: it asks DVC to reproduce the evaluation stages
-(every ``eval_lfw_*`` stage, Bian et al.'s ``eval_lfw_bian_*`` included, + ``report`` and
-``report_bian``, then the ``tfqi_*`` stages) in a DVC workspace, so caching and invalidation stay with
-DVC, then publishes the metrics table (``reports/metrics/eval/*.json`` with their details) as a Prefect
-markdown artifact. Deployment ``eval-lfw`` (``pipelines/prefect.yaml``) runs it on a process work pool.
+(every ``eval_lfw_*`` stage, Bian et al.'s ``eval_lfw_bian_*`` included, Xiao et al.'s ``eval_gallery*``,
++ ``report``, ``report_bian`` and ``report_xiao``, then the ``tfqi_*`` stages) in a DVC workspace, so
+caching and invalidation stay with DVC, then publishes the metrics table (``reports/metrics/eval/*.json``
+with their details) as a Prefect markdown artifact. Deployment ``eval-lfw`` (``pipelines/prefect.yaml``)
+runs it on a process work pool.
 
 * ``upstream=False`` (default): the upstream outputs the evaluation reads (faces, decoded
   images, latents, checkpoints) must already exist; a missing one fails the run naming the
@@ -38,7 +39,8 @@ from cdfv import paths
 EVAL_PREFIX = "eval_lfw_"
 REPORT_STAGE = "report"
 TFQI_PREFIX = "tfqi_"  # Li et al.: tfqi_faces, tfqi_embed, tfqi_texture@, tfqi_feature@, tfqi_fit, ..., tfqi_report
-REPORT_STAGES = (REPORT_STAGE, "report_bian")  # Table 7 / Fig. 4; Bian et al.'s Table 1 and curves
+REPORT_STAGES = (REPORT_STAGE, "report_bian", "report_xiao")  # Table 7 / Fig. 4; Bian et al.'s Table 1; Xiao et al.
+GALLERY_PREFIX = "eval_gallery"  # Xiao et al.: eval_gallery@<model>, eval_gallery_test@<model> (after eval_lfw_*)
 ARTIFACT_KEY = "eval-lfw-metrics"
 TRANSIENT_MARKERS = (
     "Unable to acquire lock",
@@ -79,14 +81,16 @@ def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def default_targets(workspace: Path) -> list[str]:
-    """Every ``eval_lfw_*`` stage the workspace's params define, then the report stages, then ``tfqi_*``."""
+    """Every ``eval_lfw_*`` stage the workspace's params define, Xiao et al.'s ``eval_gallery*`` stages, then the
+    report stages, then ``tfqi_*``."""
     from dvc.repo import Repo
 
     with contextlib.chdir(workspace), Repo(".") as repo:  # DVC addresses stages relative to the cwd
         names = [s.addressing for s in repo.index.stages]
     evals = [n for n in names if n.startswith(EVAL_PREFIX)]
+    gallery = [n for n in names if n.startswith(GALLERY_PREFIX)]  # read the eval_lfw_* embeddings
     tfqi = [n for n in names if n.startswith(TFQI_PREFIX)]  # dvc.yaml order = dependency order
-    return [*evals, *(r for r in REPORT_STAGES if r in names), *tfqi]
+    return [*evals, *gallery, *(r for r in REPORT_STAGES if r in names), *tfqi]
 
 
 def missing_upstream(workspace: Path, targets: list[str]) -> dict[str, list[str]]:

@@ -12,6 +12,9 @@
   starts at a parameter set / prefix SEI / AUD after a VCL NAL unit, or at a VCL NAL unit whose
   ``first_slice_segment_in_pic_flag`` is set); each face's bitstream = its AU bytes, start codes and
   parameter sets included (the size an HM encode of that single picture would have).
+* ``HEVC_CRF<k>``: x265's constant rate factor (``crf=k``) replaces ``qp``. CRF scales each picture's
+  quantiser by a complexity estimate blurred over the pictures coded before it, so a face's bitstream
+  would depend on its batch neighbours: CRF faces are coded one ffmpeg process each (slower, exact).
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def _run(cmd: list[str], data: bytes, what: str) -> bytes:
 
 
 class HevcCodec(Codec):
-    """``HEVC_QP<qp>``: libx265 all-intra at constant QP."""
+    """``HEVC_QP<qp>``: libx265 all-intra at constant QP; ``HEVC_CRF<k>``: at constant rate factor."""
 
     extension = ".hevc"
 
@@ -113,13 +116,13 @@ class HevcCodec(Codec):
 
     # -- ffmpeg commands ----------------------------------------------------------------------
     def x265_params(self) -> str:
-        qp = self.spec.quality
+        rc = "crf" if self.spec.rate_control == "crf" else "qp"
         opts = [
             "keyint=1",
             "min-keyint=1",
             "scenecut=0",
             "bframes=0",
-            f"qp={qp}",
+            f"{rc}={self.spec.quality}",
             "ipratio=1",
             "pbratio=1",
             "repeat-headers=1",
@@ -160,7 +163,7 @@ class HevcCodec(Codec):
             return []
         images = [check_rgb(im, self.name) for im in images]
         out: list[bytes] = []
-        bs = self.settings.batch
+        bs = 1 if self.spec.rate_control == "crf" else self.settings.batch  # CRF: no inter-picture state
         for i in range(0, len(images), bs):
             out.extend(self._encode_group(images[i : i + bs]))
         return out

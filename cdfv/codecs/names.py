@@ -9,6 +9,8 @@ Grammar (one codec x one quality point per name):
 * ``HEVC_QP<qp>``                     qp 0..51 (paper: 41, 35, 26, 19), chroma format ``encode.hevc.pix_fmt``
 * ``HEVC_<444|420>_QP<qp>``           the same with the chroma format fixed by the name (4:4:4 points beside
                                       the 4:2:0 paper default form their own RD series, ``HEVC_444``)
+* ``HEVC[_<444|420>]_CRF<k>``         k 0..51: x265 constant rate factor instead of constant QP (Xiao et
+                                      al.'s HEVC baseline, CRF 23 = x265's default); its own RD series
 * ``Balle2018_<mse|msssim>_Q<q>``     CompressAI ``bmshj2018-hyperprior``, q 1..8
 * ``Cheng2020_<mse|msssim>_Q<q>``     CompressAI ``cheng2020-attn``, q 1..6
 """
@@ -48,10 +50,13 @@ class CodecSpec:
     architecture: str | None = None  # learned: CompressAI zoo name
     chroma: str | None = None  # hevc: "444" | "420" when the name fixes it, else the family setting
     ratio: int | None = None  # jpeg2000 ``_R<ratio>``: compression ratio over raw 8-bit RGB (quality = ratio)
+    rate_control: Literal["qp", "crf"] | None = None  # hevc: constant QP (quality = QP) or CRF (quality = CRF)
 
     @property
     def series(self) -> str:
         """The rate-distortion curve this point belongs to (name without the quality)."""
+        if self.rate_control == "crf":  # the CRF sweep is a curve of its own beside the QP one
+            return re.sub(r"\d+$", "", self.name)
         return re.sub(r"_(QP|Q|R)\d+$", "", self.name)
 
     @property
@@ -78,11 +83,12 @@ _PATTERNS = [
     (re.compile(r"JPEG2000_(mse|visual)_Q(\d+)"), "jpeg2000"),
     (re.compile(r"JPEG2000_(mse|visual)_R(\d+)"), "jpeg2000_ratio"),
     (re.compile(r"HEVC(?:_(444|420))?_QP(\d+)"), "hevc"),
+    (re.compile(r"HEVC(?:_(444|420))?_CRF(\d+)"), "hevc_crf"),
     (re.compile(r"(Balle2018|Cheng2020)_(mse|msssim)_Q(\d+)"), "learned"),
 ]
 
 EXAMPLES = (
-    "JPEG_Q1, JPEG2000_mse_Q3, JPEG2000_mse_R88, JPEG2000_visual_Q6, HEVC_QP26, HEVC_444_QP26, "
+    "JPEG_Q1, JPEG2000_mse_Q3, JPEG2000_mse_R88, JPEG2000_visual_Q6, HEVC_QP26, HEVC_444_QP26, HEVC_CRF23, "
     "Balle2018_mse_Q6, Cheng2020_msssim_Q3"
 )
 
@@ -126,7 +132,11 @@ def _parse(name: str) -> CodecSpec:
         if family == "hevc":
             q = int(m.group(2))
             _check(name, q, range(0, 52), "HEVC QP")
-            return CodecSpec(name, "hevc", q, chroma=m.group(1))
+            return CodecSpec(name, "hevc", q, chroma=m.group(1), rate_control="qp")
+        if family == "hevc_crf":
+            k = int(m.group(2))
+            _check(name, k, range(0, 52), "HEVC CRF")
+            return CodecSpec(name, "hevc", k, chroma=m.group(1), rate_control="crf")
         arch, qualities = LEARNED_MODELS[m.group(1)]
         q = int(m.group(3))
         _check(name, q, qualities, f"{m.group(1)} quality")

@@ -1,16 +1,23 @@
 """Identity-disjoint LFW train/test split (Xiao et al. 2023, §4 Table 1: ≈9k train images of ≈4k identities,
 ≈4k test images of ≈2k identities).
 
-Pure logic: identities are shuffled with a seeded generator and moved to the test side, in that order, until it
+Identities are shuffled with a seeded generator and moved to the test side, in that order, until it
 holds at least ``test_fraction`` of the images; every other identity trains. No identity is on both sides.
+:func:`run_xiao_split` is the DVC stage ``xiao_split`` (I/O at the edge: ``images.parquet`` in, ``split.json`` out).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from cdfv import paths
+from cdfv.config import Params
+from cdfv.io import read_parquet, write_json_atomic
 
 
 class SplitError(ValueError):
@@ -39,3 +46,19 @@ def split_identities(identities: Iterable[str], seed: int, test_fraction: float)
         held += counts[names[i]]
     test_set = set(test)
     return {"train": [n for n in names if n not in test_set], "test": sorted(test_set)}
+
+
+# --- stage xiao_split ---------------------------------------------------------------------------
+def run_xiao_split(params: Params, root: Path = Path(".")) -> dict[str, Any]:
+    """Split the LFW identities of ``images.parquet`` (stage ``ingest_lfw``); returns counts."""
+    p = params.xiao_split
+    images = read_parquet(root / paths.LFW_IMAGES, "LFW images", stage="ingest_lfw")
+    labels = images.column("identity").to_pylist()
+    split = split_identities(labels, p.seed, p.test_fraction)
+    write_json_atomic(root / paths.xiao_split(), {"seed": p.seed, **split})
+    sides = {side: set(split[side]) for side in ("train", "test")}
+    return {
+        f"{side}_{what}": n
+        for side, ids in sides.items()
+        for what, n in (("identities", len(ids)), ("images", sum(lab in ids for lab in labels)))
+    }

@@ -1,5 +1,6 @@
-"""DVC entry points of Xiao et al. 2023 (docs/codec-training.md): ``xiao_split`` writes the identity-disjoint LFW
-split ``data/xiao/split.json`` = ``{"seed": int, "train": [identity, ...], "test": [identity, ...]}``."""
+"""Stages ``eval_gallery@<model>`` (all identities) and ``eval_gallery_test@<model>`` (the test identities of
+the identity split: codecs trained on LFW identities): Xiao et al.'s gallery FRR@FAR beside the View-2 numbers
+(docs/xiao.md). The split itself, stage ``xiao_split``, is :func:`cdfv.xiao.split.run_xiao_split`."""
 
 from __future__ import annotations
 
@@ -8,21 +9,32 @@ from typing import Any
 
 from cdfv import paths
 from cdfv.config import Params
-from cdfv.io import read_parquet, write_json_atomic
+from cdfv.evaluate.solutions import parse_solution
+from cdfv.io import read_parquet
+from cdfv.results import MetricKind, read_results, write_results
+from cdfv.xiao.evaluate import gallery_metrics, read_split
+
+#: ``xiao/gallery/<model>.json``: FRR at FAR 1 % / 0.1 % (gallery protocol), View-2 TAR@1e-3, EER, bpp
+GALLERY_KIND = MetricKind("xiao_gallery", ("frr_far_1e-2", "frr_far_1e-3", "tar_far_1e-3", "eer", "bpp"))
 
 
-def run_xiao_split(params: Params, root: Path = Path(".")) -> dict[str, Any]:
-    """Split the LFW identities of ``images.parquet`` (stage ``ingest_lfw``); returns counts."""
-    from cdfv.xiao.split import split_identities
+def run_eval_gallery(params: Params, model: str, test: bool = False, root: Path = Path(".")) -> dict[str, Any]:
+    """Score ``model``'s eval_lfw_* probe embeddings with the gallery protocol; add its View-2 metrics.
 
-    p = params.xiao_split
-    images = read_parquet(root / paths.LFW_IMAGES, "LFW images", stage="ingest_lfw")
-    labels = images.column("identity").to_pylist()
-    split = split_identities(labels, p.seed, p.test_fraction)
-    write_json_atomic(root / paths.xiao_split(), {"seed": p.seed, **split})
-    sides = {side: set(split[side]) for side in ("train", "test")}
-    return {
-        f"{side}_{what}": n
-        for side, ids in sides.items()
-        for what, n in (("identities", len(ids)), ("images", sum(lab in ids for lab in labels)))
-    }
+    ``test``: score only the test identities of the identity split (``xiao.test_models``: the codec trained on
+    LFW identities); the result says which subset was scored.
+    """
+    x = params.xiao
+    listed, key = (x.test_models, "test_models") if test else (x.models, "models")
+    if model not in listed:
+        raise ValueError(f"model {model!r} is not listed in params.yaml xiao.{key} ({listed})")
+    sol = parse_solution(model)
+    stage = f"eval_lfw_{sol.recogniser.lower()}@{sol.codec}" if sol.codec else "eval_lfw_*_anchor"
+    emb = read_parquet(root / paths.eval_dir(model) / "embeddings.parquet", f"{model} embeddings", stage)
+    split = read_split(root / paths.xiao_split()) if test else None
+    out = gallery_metrics(emb, x.gallery_per_identity, tuple(x.far_targets), split, params.eval.tar_rule)
+    view2 = read_results(root, paths.eval_json(model), stage)
+    metrics = {k: out.pop(k, None) for k in ("frr_far_1e-2", "frr_far_1e-3")}
+    metrics.update({k: view2.get(k) for k in ("tar_far_1e-3", "eer", "bpp")})
+    details = {"model": model, "series": sol.series, "codec": sol.codec, "recogniser": sol.recogniser, **out}
+    return write_results(root, paths.xiao_gallery_json(model, test), GALLERY_KIND, metrics, details)

@@ -25,6 +25,7 @@ from cdfv.evaluate.stage import EVAL_KIND
 from cdfv.rd.stage import RD_KIND
 from cdfv.results import MAX_KEYS, read_results
 from cdfv.tfqi import stage as tfqi
+from cdfv.xiao.stage import GALLERY_KIND
 from tests.conftest import BIN, REPO, run_dvc
 from tests.unit.test_results import is_result_key
 
@@ -53,6 +54,7 @@ KINDS = {
     "reports/metrics/tfqi/fit.json": tfqi.FIT_KIND.keys,
     "reports/metrics/tfqi/allocate.json": tfqi.ALLOCATE_KIND.keys,
     "reports/metrics/bian/eval/": BIAN_EVAL_KIND.keys,
+    "reports/metrics/xiao/": GALLERY_KIND.keys,
 }
 #: the smoke profile's codec series (profiles/smoke.yaml codecs:)
 SMOKE_SERIES = {"JPEG", "JPEG2000_mse", "JPEG2000_visual", "HEVC", "HEVC_444", "Balle2018_mse"}
@@ -276,3 +278,11 @@ def test_related_systems_outputs(smoke: Path) -> None:
     assert "| 30.6 |" in table_bian and "| 89.48 |" in table_bian and "CompNet_C3_joint" in table_bian
     assert (ws / "reports/figures/fig4_bian.png").stat().st_size > 10_000
     assert (ws / "reports/plots/bian/rate_metric/Sphere20_CompNet_joint.csv").is_file()
+    # Xiao et al. 2023: gallery FRR@FAR on lfw-mini (one enrolled image per identity) and report_xiao
+    for m in ("Dlib_JPEG_Q1", "Dlib_JPEG_Q25"):
+        g = read_results(ws, paths.xiao_gallery_json(m))
+        assert g["subset"] == "all" and g["n_query_identities"] == 9 and 0.0 <= g["frr_far_1e-2"] <= 1.0, m
+        assert g["bpp"] == read_results(ws, paths.eval_json(m))["bpp"], m
+    xiao = (ws / paths.XIAO_REPORT).read_text()
+    assert "| HEVC | 0.76 | 1.25 % | not run |" in xiao and "| Dlib_JPEG |" in xiao
+    assert (ws / paths.XIAO_FIGURE).stat().st_size > 10_000

@@ -138,10 +138,12 @@ def test_real_graph_without_vggface2_skips_exactly_the_training_branch(
         # Bian et al.: its networks train on VGGFace2 when CASIA is absent; coding the faces does not need them
         or n.startswith(("bian_faces", "bian_pretrain", "bian_sphere20", "bian_joint", "bian_code_compnet"))
         or n.startswith(("eval_lfw_bian_", "report_bian"))
+        or n.startswith(("eval_gallery@ResNet50_", "eval_gallery_test@ResNet50_"))  # Xiao et al., ResNet50 lines
     }
     assert skipped == needs_training
     assert {"report", "rd_report", "complexity", "eval_lfw_dlib_anchor", "detect_lfw"} <= set(plan.run)
-    assert sum(n.startswith("eval_lfw_dlib@") for n in plan.run) == 20  # the paper's B2 points, dlib
+    assert sum(n.startswith("eval_lfw_dlib@") for n in plan.run) == 25  # the paper's B2 points + HEVC CRF, dlib
+    assert sum(n.startswith("eval_gallery@Dlib_") for n in plan.run) == 9  # Xiao et al.: CRF sweep + JPEG
     assert sum(n.startswith("eval_lfw_dlib_b1@") for n in plan.run) == 28  # and its B1 points
     assert "bian_code_original" in plan.run and any(n.startswith("bian_code_codec@") for n in plan.run)
     assert all("vggface2.root" in plan.skipped[n] for n in skipped)

@@ -12,8 +12,7 @@ import pytest
 from cdfv import paths, schemas
 from cdfv.config import parse_params
 from cdfv.io import write_parquet_atomic
-from cdfv.xiao.split import SplitError, split_identities
-from cdfv.xiao.stage import run_xiao_split
+from cdfv.xiao.split import SplitError, run_xiao_split, split_identities
 
 
 def _lfw_like() -> list[str]:
