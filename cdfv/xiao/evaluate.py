@@ -15,13 +15,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from cdfv.errors import CdfvError
 from cdfv.evaluate.gallery import frr_at_far, gallery_scores
 from cdfv.evaluate.metrics import TarRule, far_key
-
-
-class SplitError(CdfvError, ValueError):
-    """A missing or malformed identity split file."""
+from cdfv.xiao.split import SplitError
 
 
 def read_split(path: Path) -> dict[str, Any]:

@@ -17,11 +17,13 @@ import numpy as np
 
 from cdfv import paths
 from cdfv.config import Params
+from cdfv.errors import CdfvError
 from cdfv.io import read_parquet, write_json_atomic
 
 
-class SplitError(ValueError):
-    """The images cannot be split as asked (too few identities)."""
+class SplitError(CdfvError, ValueError):
+    """An identity split that cannot be made as asked (too few identities), or a split file that is missing or
+    malformed (:func:`cdfv.xiao.evaluate.read_split`)."""
 
 
 def split_identities(identities: Iterable[str], seed: int, test_fraction: float) -> dict[str, list[str]]:
